@@ -1,0 +1,45 @@
+# berth — build, test, benchmark and demo.
+GO      ?= go
+BIN     := $(CURDIR)/bin
+TAGS    := netgo osusergo
+LDFLAGS := -s -w -extldflags "-static"
+SOURCES := $(shell find . -path ./bin -prune -o \( -name '*.go' -o -name '*.c' -o -name '*.h' \) -print) go.mod go.sum
+
+export CGO_ENABLED := 1
+
+.PHONY: all build test test-unit test-integration test-interop test-conformance bench demo deps clean fmt vet
+
+all: build
+
+build: $(BIN)/berth-runc
+
+$(BIN)/berth-runc: $(SOURCES)
+	$(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $@ ./cmd/berth-runc
+
+# System packages the tests and demo need (Debian). Installs only what is missing.
+deps:
+	@scripts/deps.sh
+
+vet:
+	$(GO) vet -tags '$(TAGS)' ./...
+
+test: deps build vet
+	BERTH_RUNC=$(BIN)/berth-runc $(GO) test -tags '$(TAGS)' -count=1 -timeout 20m ./...
+
+test-interop: deps build
+	BERTH_RUNC=$(BIN)/berth-runc tests/interop/run.sh
+
+test-conformance: deps build
+	BERTH_RUNC=$(BIN)/berth-runc tests/conformance/run.sh
+
+bench: deps build
+	BERTH_RUNC=$(BIN)/berth-runc bench/run.sh
+
+demo: deps build
+	BERTH_RUNC=$(BIN)/berth-runc scripts/demo.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN)
