@@ -1,0 +1,406 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/runtime/console"
+	"github.com/berth-project/berth/runtime/hooks"
+	"github.com/berth-project/berth/runtime/rootfs"
+)
+
+// initConfig is what the parent sends the init process once it is in its
+// namespaces.
+type initConfig struct {
+	Exec         bool              `json:"exec,omitempty"` // exec into a running container rather than create one
+	ID           string            `json:"id"`
+	Spec         *specs.Spec       `json:"spec,omitempty"` // create: the whole config
+	Process      *specs.Process    `json:"process"`
+	Rootfs       string            `json:"rootfs,omitempty"`
+	NoPivot      bool              `json:"no_pivot,omitempty"`
+	NoNewKeyring bool              `json:"no_new_keyring,omitempty"`
+	NewMountNS   bool              `json:"new_mount_ns,omitempty"`
+	UserNS       bool              `json:"userns,omitempty"`
+	CgroupNS     bool              `json:"cgroupns,omitempty"`
+	CgroupPaths  map[string]string `json:"cgroup_paths,omitempty"`
+	RuntimeHooks bool              `json:"runtime_hooks,omitempty"` // ask the parent to run createRuntime/prestart hooks
+	State        specs.State       `json:"state"`
+	InitFd       int               `json:"init_fd"`
+	FifoFd       int               `json:"fifo_fd"`    // create: read one byte from it to start
+	ConsoleFd    int               `json:"console_fd"` // -1: no console socket
+	PreserveFds  int               `json:"preserve_fds"`
+}
+
+// IsInit reports whether this process was spawned as a container init; the
+// binary's main must then call Init and nothing else.
+func IsInit() bool {
+	return len(os.Args) > 1 && os.Args[1] == "init" && os.Getenv(initPipeEnv) != ""
+}
+
+// Init is the container side of create and exec. It never returns: it execs
+// the container's program or exits after reporting the error to the parent.
+func Init() {
+	fd, err := strconv.Atoi(os.Getenv(initPipeEnv))
+	if err != nil || fd < 3 {
+		fmt.Fprintln(os.Stderr, "berth-runc init: not started by berth-runc")
+		os.Exit(1)
+	}
+	// no_new_privs and seccomp are per thread: exec from the thread that set them.
+	goruntime.LockOSThread()
+	sock := fdIO(fd)
+	if err := runInit(sock); err != nil {
+		writeMsg(sock, msgError, []byte(err.Error()))
+		os.Exit(1)
+	}
+	os.Exit(1) // unreachable: runInit execs
+}
+
+func runInit(sock fdIO) error {
+	typ, data, err := readMsg(sock)
+	if err != nil {
+		return fmt.Errorf("read init config: %w", err)
+	}
+	if typ != msgConfig {
+		return fmt.Errorf("unexpected message %q", typ)
+	}
+	var cfg initConfig
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return fmt.Errorf("decode init config: %w", err)
+	}
+	os.Clearenv()
+	// Only the preserved fds (3 .. 3+N-1) and stdio may reach the
+	// container's program; everything else of ours closes on exec.
+	if err := closeOnExecFrom(3 + cfg.PreserveFds); err != nil {
+		return err
+	}
+	if cfg.Exec {
+		return execProcess(&cfg, sock)
+	}
+	return createInit(&cfg, sock)
+}
+
+// closeStrayFds closes every fd >= min except keep and the Go runtime's
+// own anonymous descriptors (its poller), which hold nothing of the host.
+func closeStrayFds(min int, keep ...int) error {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("list fds: %w", err)
+	}
+	kept := map[int]bool{}
+	for _, k := range keep {
+		kept[k] = true
+	}
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil || n < min || kept[n] {
+			continue
+		}
+		link, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err != nil || strings.HasPrefix(link, "anon_inode:") {
+			continue
+		}
+		unix.Close(n)
+	}
+	return nil
+}
+
+// closeOnExecFrom marks every open fd >= min close-on-exec.
+func closeOnExecFrom(min int) error {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("list fds: %w", err)
+	}
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil || n < min {
+			continue
+		}
+		unix.CloseOnExec(n)
+	}
+	return nil
+}
+
+func createInit(cfg *initConfig, sock fdIO) error {
+	spec := cfg.Spec
+	rc := &rootfs.Config{
+		Rootfs:      cfg.Rootfs,
+		Spec:        spec,
+		NoPivot:     cfg.NoPivot,
+		UserNS:      cfg.UserNS,
+		CgroupPaths: cfg.CgroupPaths,
+		CgroupNS:    cfg.CgroupNS,
+	}
+	if cfg.NewMountNS {
+		if err := rootfs.Prepare(rc); err != nil {
+			return err
+		}
+		if cwd := spec.Process.Cwd; cwd != "" {
+			if err := mkdirInRoot(cfg.Rootfs, cwd); err != nil {
+				return fmt.Errorf("process.cwd %s: %w", cwd, err)
+			}
+		}
+	}
+	if cfg.RuntimeHooks {
+		if err := writeMsg(sock, msgHooks, nil); err != nil {
+			return err
+		}
+		var b [1]byte
+		if _, err := sock.Read(b[:]); err != nil || b[0] != msgHooksRan {
+			return errors.New("runtime hooks failed")
+		}
+	}
+	if spec.Hooks != nil && len(spec.Hooks.CreateContainer) > 0 {
+		if err := hooks.Run("createContainer", spec.Hooks.CreateContainer, &cfg.State); err != nil {
+			return err
+		}
+	}
+	if cfg.NewMountNS {
+		if err := rootfs.Pivot(rc); err != nil {
+			return err
+		}
+	} else if err := unix.Chdir("/"); err != nil {
+		return err
+	}
+	// Hostname and sysctls before Finalize makes /proc/sys read-only.
+	if spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return fmt.Errorf("set hostname %q: %w", spec.Hostname, err)
+		}
+	}
+	if spec.Domainname != "" {
+		if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
+			return fmt.Errorf("set domainname %q: %w", spec.Domainname, err)
+		}
+	}
+	if spec.Linux != nil {
+		for k, v := range spec.Linux.Sysctl {
+			p := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
+			if err := os.WriteFile(p, []byte(v), 0); err != nil {
+				return fmt.Errorf("linux.sysctl %s=%s: %w", k, v, err)
+			}
+		}
+	}
+	if cfg.NewMountNS {
+		if err := rootfs.Finalize(rc); err != nil {
+			return err
+		}
+	}
+	if !cfg.NoNewKeyring {
+		if _, err := unix.KeyctlJoinSessionKeyring("_ses." + cfg.ID); err != nil && err != unix.ENOSYS && err != unix.EACCES {
+			return fmt.Errorf("join session keyring: %w", err)
+		}
+	}
+	if spec.Process.OOMScoreAdj != nil {
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*spec.Process.OOMScoreAdj)), 0); err != nil {
+			return fmt.Errorf("process.oomScoreAdj: %w", err)
+		}
+	}
+	if err := setupProcess(cfg); err != nil {
+		return err
+	}
+	// Nothing but stdio, preserved fds and our own may stay open in a
+	// created container's init (CVE-2024-21626).
+	if err := closeStrayFds(3+cfg.PreserveFds, cfg.InitFd, cfg.FifoFd, cfg.ConsoleFd); err != nil {
+		return err
+	}
+	// Created: tell the parent, then wait until start writes to the fifo.
+	if err := writeMsg(sock, msgReady, nil); err != nil {
+		return err
+	}
+	unix.Close(int(sock))
+	var b [1]byte
+	for {
+		n, err := unix.Read(cfg.FifoFd, b[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n != 1 {
+			os.Exit(1)
+		}
+		break
+	}
+	unix.Close(cfg.FifoFd)
+	if spec.Hooks != nil && len(spec.Hooks.StartContainer) > 0 {
+		st := cfg.State
+		st.Status = specs.StateRunning
+		st.Pid = 1
+		if err := hooks.Run("startContainer", spec.Hooks.StartContainer, &st); err != nil {
+			fmt.Fprintln(os.Stderr, "berth-runc:", err)
+			os.Exit(1)
+		}
+	}
+	if err := finishProcess(cfg.Process); err != nil {
+		fmt.Fprintln(os.Stderr, "berth-runc:", err)
+		os.Exit(127)
+	}
+	return nil
+}
+
+// execProcess runs in a process that already joined every namespace of a
+// running container (so its root is the container's root).
+func execProcess(cfg *initConfig, sock fdIO) error {
+	if err := unix.Chdir("/"); err != nil {
+		return err
+	}
+	if err := setupProcess(cfg); err != nil {
+		return err
+	}
+	// The socket closes on exec: EOF tells the parent the exec happened.
+	return finishProcess(cfg.Process)
+}
+
+// setupProcess applies what must happen before the ready report: rlimits,
+// the terminal.
+func setupProcess(cfg *initConfig) error {
+	p := cfg.Process
+	for _, rl := range p.Rlimits {
+		res, ok := rlimitTypes[rl.Type]
+		if !ok {
+			return fmt.Errorf("process.rlimits: unknown type %q", rl.Type)
+		}
+		lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
+		if err := unix.Prlimit(0, res, &lim, nil); err != nil {
+			return fmt.Errorf("process.rlimits %s: %w", rl.Type, err)
+		}
+	}
+	if p.Terminal {
+		if cfg.ConsoleFd < 0 {
+			return errors.New("process.terminal is true but no --console-socket was given")
+		}
+		master, slave, err := console.NewPty("/dev/ptmx")
+		if err != nil {
+			return fmt.Errorf("create terminal: %w", err)
+		}
+		if p.ConsoleSize != nil {
+			console.SetSize(master, console.Size{Rows: uint16(p.ConsoleSize.Height), Cols: uint16(p.ConsoleSize.Width)})
+		}
+		sockf := os.NewFile(uintptr(cfg.ConsoleFd), "console-socket")
+		if err := console.SendFd(sockf, master.Name(), master); err != nil {
+			return fmt.Errorf("send terminal to console socket: %w", err)
+		}
+		master.Close()
+		sockf.Close()
+		if err := console.SetupSlave(slave); err != nil {
+			return fmt.Errorf("set up terminal: %w", err)
+		}
+	}
+	return nil
+}
+
+// finishProcess sets identity, confinement and cwd, then execs the program.
+func finishProcess(p *specs.Process) error {
+	if len(p.Args) == 0 {
+		return errors.New("process.args must not be empty")
+	}
+	env := p.Env
+	path, err := lookPath(p.Args[0], env)
+	if err != nil {
+		return err
+	}
+	if p.Cwd != "" && !strings.HasPrefix(p.Cwd, "/") {
+		return fmt.Errorf("process.cwd %q must be an absolute path", p.Cwd)
+	}
+	if p.Cwd != "" {
+		if err := unix.Chdir(p.Cwd); err != nil {
+			return fmt.Errorf("process.cwd %s: %w", p.Cwd, err)
+		}
+		// The cwd must be inside the container's root (CVE-2024-21626).
+		if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+			return fmt.Errorf("process.cwd %s is outside the container's root", p.Cwd)
+		}
+	}
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("process.noNewPrivileges: %w", err)
+		}
+	}
+	if err := confine(p); err != nil {
+		return err
+	}
+	if err := setUser(p.User); err != nil {
+		return err
+	}
+	if p.User.Umask != nil {
+		unix.Umask(int(*p.User.Umask))
+	} else {
+		unix.Umask(0o022)
+	}
+	if err := unix.Exec(path, p.Args, env); err != nil {
+		return fmt.Errorf("exec %s: %w", p.Args[0], err)
+	}
+	return nil
+}
+
+// confine applies capabilities and seccomp; the confinement issue fills it in.
+func confine(p *specs.Process) error { return nil }
+
+func setUser(u specs.User) error {
+	groups := make([]int, 0, len(u.AdditionalGids))
+	for _, g := range u.AdditionalGids {
+		groups = append(groups, int(g))
+	}
+	// The syscall package's set*id calls change every thread, not just this one.
+	if err := syscall.Setgroups(groups); err != nil && !(len(groups) == 0 && err == syscall.EPERM) {
+		return fmt.Errorf("process.user.additionalGids: %w", err)
+	}
+	if err := syscall.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
+		return fmt.Errorf("process.user.gid %d: %w", u.GID, err)
+	}
+	if err := syscall.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
+		return fmt.Errorf("process.user.uid %d: %w", u.UID, err)
+	}
+	return nil
+}
+
+// lookPath resolves a program name with the container's PATH, inside the
+// current root.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	path := ""
+	for _, e := range env {
+		if strings.HasPrefix(e, "PATH=") {
+			path = e[5:]
+		}
+	}
+	if path == "" {
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", name)
+}
+
+var rlimitTypes = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
+	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
+	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE,
+	"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_STACK": unix.RLIMIT_STACK,
+}
+
+// mkdirInRoot creates dir (and its parents) inside root without following
+// any symlink out of it.
+func mkdirInRoot(root, dir string) error {
+	return pathrs.MkdirAll(root, dir, 0o755)
+}

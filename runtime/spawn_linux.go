@@ -1,0 +1,241 @@
+package runtime
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/runtime/cgroups"
+)
+
+const initPipeEnv = "_BERTH_INITPIPE"
+
+// nsFlags maps runtime-spec namespace types to clone flags and /proc/PID/ns names.
+var nsFlags = map[specs.LinuxNamespaceType]struct {
+	flag uintptr
+	proc string
+}{
+	specs.PIDNamespace:     {unix.CLONE_NEWPID, "pid"},
+	specs.NetworkNamespace: {unix.CLONE_NEWNET, "net"},
+	specs.MountNamespace:   {unix.CLONE_NEWNS, "mnt"},
+	specs.IPCNamespace:     {unix.CLONE_NEWIPC, "ipc"},
+	specs.UTSNamespace:     {unix.CLONE_NEWUTS, "uts"},
+	specs.UserNamespace:    {unix.CLONE_NEWUSER, "user"},
+	specs.CgroupNamespace:  {unix.CLONE_NEWCGROUP, "cgroup"},
+	specs.TimeNamespace:    {unix.CLONE_NEWTIME, "time"},
+}
+
+type nsJoin struct {
+	flag uintptr
+	path string
+}
+
+// spawnRequest describes one process to start in a container's namespaces.
+type spawnRequest struct {
+	clone     uintptr // namespaces to create
+	joins     []nsJoin
+	timens    []string // "monotonic S N" lines
+	forceFork bool
+	uidMaps   []specs.LinuxIDMapping
+	gidMaps   []specs.LinuxIDMapping
+	cgroup    *cgroups.Manager
+	files     []*os.File // become fds 3, 4, ... in the child (preserved fds first)
+	stdio     [3]*os.File
+	config    *initConfig
+}
+
+// spawned is a started process that waits for the rest of the protocol.
+type spawned struct {
+	pid  int
+	sock *os.File
+}
+
+// sealedExe returns a sealed in-memory copy of the running binary: the
+// container can run it (as its init) but never write to it, so a container
+// that gets hold of /proc/PID/exe cannot overwrite berth-runc on the host
+// (CVE-2019-5736).
+func sealedExe() (*os.File, error) {
+	src, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	fd, err := unix.MemfdCreate("berth-runc", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	// Keep it far above the fds the child gets, so fd shuffling in
+	// fork can't clobber it before execve resolves /proc/self/fd/N.
+	high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 256)
+	unix.Close(fd)
+	if err != nil {
+		return nil, err
+	}
+	mem := os.NewFile(uintptr(high), "berth-runc-exe")
+	if _, err := io.Copy(mem, src); err != nil {
+		mem.Close()
+		return nil, fmt.Errorf("copy runtime binary: %w", err)
+	}
+	const seals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(mem.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+		mem.Close()
+		return nil, fmt.Errorf("seal runtime binary: %w", err)
+	}
+	return mem, nil
+}
+
+func socketPair() (parent, child *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "init-parent"), os.NewFile(uintptr(fds[1]), "init-child"), nil
+}
+
+// spawn starts the init process, runs the nsenter handshake, and sends the
+// init configuration. On error nothing it started is left running.
+func spawn(req *spawnRequest) (_ *spawned, retErr error) {
+	exe, err := sealedExe()
+	if err != nil {
+		return nil, err
+	}
+	defer exe.Close()
+	parent, child, err := socketPair()
+	if err != nil {
+		return nil, err
+	}
+	defer child.Close()
+	files := append(append([]*os.File{}, req.files...), child)
+	req.config.InitFd = 3 + len(files) - 1
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
+		Args:       []string{"berth-runc", "init"},
+		Env:        []string{initPipeEnv + "=" + strconv.Itoa(req.config.InitFd)},
+		Stdin:      req.stdio[0],
+		Stdout:     req.stdio[1],
+		Stderr:     req.stdio[2],
+		ExtraFiles: files,
+	}
+	if err := cmd.Start(); err != nil {
+		parent.Close()
+		return nil, fmt.Errorf("start init: %w", err)
+	}
+	sp := &spawned{pid: cmd.Process.Pid, sock: parent}
+	defer func() {
+		if retErr != nil {
+			parent.Close()
+			unix.Kill(cmd.Process.Pid, unix.SIGKILL)
+			if sp.pid != cmd.Process.Pid {
+				unix.Kill(sp.pid, unix.SIGKILL)
+				var ws unix.WaitStatus
+				unix.Wait4(sp.pid, &ws, 0, nil)
+			}
+			cmd.Wait()
+		}
+	}()
+	child.Close()
+
+	if req.cgroup != nil {
+		if err := req.cgroup.Apply(cmd.Process.Pid); err != nil {
+			return nil, err
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "clone %x\n", req.clone)
+	for _, j := range req.joins {
+		fmt.Fprintf(&b, "join %x %s\n", j.flag, j.path)
+	}
+	for _, t := range req.timens {
+		fmt.Fprintf(&b, "timens %s\n", t)
+	}
+	if req.forceFork {
+		b.WriteString("fork\n")
+	}
+	msg := make([]byte, 4, 4+b.Len())
+	binary.LittleEndian.PutUint32(msg, uint32(b.Len()))
+	if _, err := parent.Write(append(msg, b.String()...)); err != nil {
+		return nil, fmt.Errorf("send namespaces to init: %w", err)
+	}
+	for sp.pid == cmd.Process.Pid {
+		typ, payload, err := readMsg(parent)
+		if err != nil {
+			return nil, fmt.Errorf("init exited while entering namespaces: %w", childExit(cmd, err))
+		}
+		switch typ {
+		case msgUserns:
+			if err := writeIDMaps(cmd.Process.Pid, req.uidMaps, req.gidMaps); err != nil {
+				return nil, err
+			}
+			if _, err := parent.Write([]byte{'u'}); err != nil {
+				return nil, err
+			}
+		case msgPid:
+			if len(payload) != 4 {
+				return nil, errors.New("bad pid message from init")
+			}
+			sp.pid = int(int32(binary.LittleEndian.Uint32(payload)))
+			if sp.pid == cmd.Process.Pid {
+				// No fork: the init is the process we started.
+				goto started
+			}
+		case msgError:
+			return nil, fmt.Errorf("enter namespaces: %s", payload)
+		default:
+			return nil, fmt.Errorf("unexpected message %q from init", typ)
+		}
+	}
+	// The intermediate process reported the real init and exits.
+	if err := cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("nsenter: %w", err)
+	}
+started:
+	if req.config.State.ID != "" {
+		req.config.State.Pid = sp.pid
+	}
+	data, err := json.Marshal(req.config)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeMsg(parent, msgConfig, data); err != nil {
+		return nil, fmt.Errorf("send config to init: %w", err)
+	}
+	return sp, nil
+}
+
+func childExit(cmd *exec.Cmd, err error) error {
+	if werr := cmd.Wait(); werr != nil {
+		return werr
+	}
+	return err
+}
+
+func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
+	format := func(m []specs.LinuxIDMapping) []byte {
+		var b strings.Builder
+		for _, e := range m {
+			fmt.Fprintf(&b, "%d %d %d\n", e.ContainerID, e.HostID, e.Size)
+		}
+		return []byte(b.String())
+	}
+	base := "/proc/" + strconv.Itoa(pid) + "/"
+	if len(uids) > 0 {
+		if err := os.WriteFile(base+"uid_map", format(uids), 0); err != nil {
+			return fmt.Errorf("write uidMappings: %w", err)
+		}
+	}
+	if len(gids) > 0 {
+		if err := os.WriteFile(base+"gid_map", format(gids), 0); err != nil {
+			return fmt.Errorf("write gidMappings: %w", err)
+		}
+	}
+	return nil
+}

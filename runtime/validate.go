@@ -1,0 +1,148 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
+}
+
+// Validate checks a config before anything is created, naming the field at
+// fault. It returns the absolute rootfs path.
+func Validate(s *specs.Spec, bundle string) (string, error) {
+	if s == nil {
+		return "", invalid("empty config")
+	}
+	if s.Process == nil {
+		return "", invalid("process: required")
+	}
+	if err := validateProcess(s.Process); err != nil {
+		return "", err
+	}
+	if s.Root == nil || s.Root.Path == "" {
+		return "", invalid("root.path: required")
+	}
+	rootfs := s.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	rootfs, err := filepath.EvalSymlinks(rootfs)
+	if err != nil {
+		return "", invalid("root.path %s: %v", s.Root.Path, unwrapPathErr(err))
+	}
+	if st, err := os.Stat(rootfs); err != nil || !st.IsDir() {
+		return "", invalid("root.path %s: not a directory", s.Root.Path)
+	}
+	if s.Linux == nil {
+		return "", invalid("linux: required on Linux")
+	}
+	seen := map[specs.LinuxNamespaceType]bool{}
+	for i, ns := range s.Linux.Namespaces {
+		if _, ok := nsFlags[ns.Type]; !ok {
+			return "", invalid("linux.namespaces[%d].type %q: unknown namespace type", i, ns.Type)
+		}
+		if seen[ns.Type] {
+			return "", invalid("linux.namespaces[%d]: %s namespace listed twice", i, ns.Type)
+		}
+		seen[ns.Type] = true
+		if ns.Path != "" {
+			if !filepath.IsAbs(ns.Path) {
+				return "", invalid("linux.namespaces[%d].path %q: must be absolute", i, ns.Path)
+			}
+			if _, err := os.Stat(ns.Path); err != nil {
+				return "", invalid("linux.namespaces[%d].path %s: %v", i, ns.Path, unwrapPathErr(err))
+			}
+		}
+	}
+	if !seen[specs.MountNamespace] {
+		return "", invalid("linux.namespaces: a mount namespace is required")
+	}
+	newUser := hasNewNS(s, specs.UserNamespace)
+	if newUser && (len(s.Linux.UIDMappings) == 0 || len(s.Linux.GIDMappings) == 0) {
+		return "", invalid("linux.uidMappings and linux.gidMappings: required with a new user namespace")
+	}
+	if !seen[specs.UserNamespace] && (len(s.Linux.UIDMappings) > 0 || len(s.Linux.GIDMappings) > 0) {
+		return "", invalid("linux.uidMappings: given without a user namespace")
+	}
+	if s.Hostname != "" && !hasNewNS(s, specs.UTSNamespace) {
+		return "", invalid("hostname: needs a new uts namespace")
+	}
+	if s.Domainname != "" && !hasNewNS(s, specs.UTSNamespace) {
+		return "", invalid("domainname: needs a new uts namespace")
+	}
+	if len(s.Linux.TimeOffsets) > 0 && !hasNewNS(s, specs.TimeNamespace) {
+		return "", invalid("linux.timeOffsets: needs a new time namespace")
+	}
+	for clock := range s.Linux.TimeOffsets {
+		if clock != "monotonic" && clock != "boottime" {
+			return "", invalid("linux.timeOffsets: unknown clock %q", clock)
+		}
+	}
+	for i, m := range s.Mounts {
+		if m.Destination == "" {
+			return "", invalid("mounts[%d].destination: required", i)
+		}
+	}
+	return rootfs, nil
+}
+
+func validateProcess(p *specs.Process) error {
+	if len(p.Args) == 0 && p.CommandLine == "" {
+		return invalid("process.args: must not be empty")
+	}
+	if p.Cwd == "" {
+		return invalid("process.cwd: required")
+	}
+	if !filepath.IsAbs(p.Cwd) {
+		return invalid("process.cwd %q: must be an absolute path", p.Cwd)
+	}
+	if strings.HasPrefix(filepath.Clean(p.Cwd), "/proc/self/fd") || strings.HasPrefix(filepath.Clean(p.Cwd), "/proc/thread-self/fd") {
+		return invalid("process.cwd %q: must not be a file descriptor path", p.Cwd)
+	}
+	for i, rl := range p.Rlimits {
+		if _, ok := rlimitTypes[rl.Type]; !ok {
+			return invalid("process.rlimits[%d].type %q: unknown rlimit", i, rl.Type)
+		}
+		if rl.Soft > rl.Hard {
+			return invalid("process.rlimits[%d] %s: soft limit above hard limit", i, rl.Type)
+		}
+	}
+	return nil
+}
+
+func hasNewNS(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+	if s.Linux == nil {
+		return false
+	}
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == t {
+			return ns.Path == ""
+		}
+	}
+	return false
+}
+
+func hasNS(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+	if s.Linux == nil {
+		return false
+	}
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
+func unwrapPathErr(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}

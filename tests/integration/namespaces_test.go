@@ -1,0 +1,129 @@
+package integration
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func hostNS(t *testing.T, name string) string {
+	t.Helper()
+	l, err := os.Readlink("/proc/self/ns/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestEveryNamespaceIsNew checks that each namespace the config asks for
+// differs from the host's.
+func TestEveryNamespaceIsNew(t *testing.T) {
+	names := []string{"pid", "net", "ipc", "uts", "mnt", "cgroup", "user", "time"}
+	script := ""
+	for _, n := range names {
+		script += "readlink /proc/self/ns/" + n + "; "
+	}
+	b := newBundle(t, "sh", "-c", script)
+	b.Spec.Linux.Namespaces = append(b.Spec.Linux.Namespaces,
+		specs.LinuxNamespace{Type: specs.UserNamespace}, specs.LinuxNamespace{Type: specs.TimeNamespace})
+	b.Spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	b.Spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	chownTree(t, b.Dir+"/rootfs", 100000)
+	r := b.run("allns")
+	if r.Code != 0 {
+		t.Fatalf("run: %d %s", r.Code, r.Stderr)
+	}
+	got := strings.Fields(r.Stdout)
+	if len(got) != len(names) {
+		t.Fatalf("got %d namespace links, want %d: %q", len(got), len(names), r.Stdout)
+	}
+	for i, n := range names {
+		if got[i] == hostNS(t, n) {
+			t.Errorf("%s namespace is the host's (%s)", n, got[i])
+		}
+	}
+}
+
+func TestUserNamespaceMapping(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "id -u; id -g; cat /proc/self/uid_map; touch /tmp/x && stat -c %u /tmp/x")
+	b.Spec.Linux.Namespaces = append(b.Spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	b.Spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 1000}}
+	b.Spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 1000}}
+	b.Spec.Root.Readonly = false
+	chownTree(t, b.Dir+"/rootfs", 200000)
+	r := b.run("userns")
+	if r.Code != 0 {
+		t.Fatalf("run: %d %s", r.Code, r.Stderr)
+	}
+	f := strings.Fields(r.Stdout)
+	if len(f) < 6 || f[0] != "0" || f[1] != "0" || f[2] != "0" || f[3] != "200000" || f[4] != "1000" {
+		t.Fatalf("inside the user namespace: %q, want root mapped from 200000 (1000 ids)", r.Stdout)
+	}
+	// A file the container's root made belongs to the unprivileged host id.
+	st, err := os.Stat(b.Dir + "/rootfs/tmp/x")
+	if err == nil {
+		if uid := st.Sys().(interface{}).(*syscallStat).Uid; uid != 200000 {
+			t.Errorf("file made by container root has host uid %d, want 200000", uid)
+		}
+	}
+}
+
+func TestTimeNamespaceOffsets(t *testing.T) {
+	b := newBundle(t, "cat", "/proc/uptime")
+	b.Spec.Linux.Namespaces = append(b.Spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+	b.Spec.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 86400 * 365}}
+	r := b.run("timens")
+	if r.Code != 0 {
+		t.Fatalf("run: %d %s", r.Code, r.Stderr)
+	}
+	var up float64
+	if _, err := sscan(r.Stdout, &up); err != nil {
+		t.Fatal(err)
+	}
+	if up < 86400*365 {
+		t.Fatalf("uptime inside %.0fs: the boottime offset of one year was not applied", up)
+	}
+}
+
+// TestJoinNamespaceByPath: a second container shares the first one's
+// network and uts namespaces, given by path.
+func TestJoinNamespaceByPath(t *testing.T) {
+	a := newBundle(t, "sleep", "1000")
+	a.create("ns-a")
+	a.mustRunc("start", "ns-a")
+	pid := a.state("ns-a").Pid
+	want := readlink(t, "/proc/"+itoa(pid)+"/ns/net")
+
+	b := newBundle(t, "sh", "-c", "readlink /proc/self/ns/net; hostname")
+	b.Spec.Hostname = ""
+	for i, ns := range b.Spec.Linux.Namespaces {
+		switch ns.Type {
+		case specs.NetworkNamespace:
+			b.Spec.Linux.Namespaces[i].Path = "/proc/" + itoa(pid) + "/ns/net"
+		case specs.UTSNamespace:
+			b.Spec.Linux.Namespaces[i].Path = "/proc/" + itoa(pid) + "/ns/uts"
+		}
+	}
+	r := b.run("ns-b")
+	if r.Code != 0 {
+		t.Fatalf("run: %d %s", r.Code, r.Stderr)
+	}
+	f := strings.Fields(r.Stdout)
+	if len(f) != 2 || f[0] != want {
+		t.Fatalf("second container's net namespace %q, want the first's %s", r.Stdout, want)
+	}
+	if f[1] != "berth-test" {
+		t.Errorf("joined uts namespace shows hostname %q, want the first container's berth-test", f[1])
+	}
+}
+
+func readlink(t *testing.T, p string) string {
+	t.Helper()
+	l, err := os.Readlink(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
