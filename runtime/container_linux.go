@@ -99,6 +99,9 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 	if err := c.save(); err != nil {
 		return nil, err
 	}
+	if err := cg.Create(); err != nil {
+		return nil, err
+	}
 
 	fifoPath := filepath.Join(dir, fifoName)
 	if err := unix.Mkfifo(fifoPath, 0o600); err != nil {

@@ -90,6 +90,26 @@ func runInit(sock fdIO) error {
 	return createInit(&cfg, sock)
 }
 
+// awaitCgroup waits until the parent has put this process into its cgroup,
+// then, if asked, makes the cgroup namespace (rooted at that cgroup). The
+// namespace belongs to this thread only until exec, which is why Init
+// locks itself to its thread.
+func awaitCgroup(sock fdIO, newNS bool) error {
+	typ, _, err := readMsg(sock)
+	if err != nil {
+		return fmt.Errorf("wait for cgroup: %w", err)
+	}
+	if typ != msgCgroup {
+		return fmt.Errorf("unexpected message %q while waiting for the cgroup", typ)
+	}
+	if newNS {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("create cgroup namespace: %w", err)
+		}
+	}
+	return nil
+}
+
 // closeStrayFds closes every fd >= min except keep and the Go runtime's
 // own anonymous descriptors (its poller), which hold nothing of the host.
 func closeStrayFds(min int, keep ...int) error {
@@ -141,6 +161,21 @@ func createInit(cfg *initConfig, sock fdIO) error {
 		CgroupPaths: cfg.CgroupPaths,
 		CgroupNS:    cfg.CgroupNS,
 	}
+	cgroupReady := false
+	joinCgroup := func() error {
+		if cgroupReady {
+			return nil
+		}
+		cgroupReady = true
+		return awaitCgroup(sock, cfg.CgroupNS)
+	}
+	// A fresh cgroup2 mount needs the cgroup namespace, so on v2 wait for
+	// the cgroup first; v1 bind-mounts the container's groups by path.
+	if _, v2 := cfg.CgroupPaths[""]; v2 || len(cfg.CgroupPaths) == 0 {
+		if err := joinCgroup(); err != nil {
+			return err
+		}
+	}
 	if cfg.NewMountNS {
 		if err := rootfs.Prepare(rc); err != nil {
 			return err
@@ -150,6 +185,9 @@ func createInit(cfg *initConfig, sock fdIO) error {
 				return fmt.Errorf("process.cwd %s: %w", cwd, err)
 			}
 		}
+	}
+	if err := joinCgroup(); err != nil {
+		return err
 	}
 	if cfg.RuntimeHooks {
 		if err := writeMsg(sock, msgHooks, nil); err != nil {
@@ -251,6 +289,9 @@ func createInit(cfg *initConfig, sock fdIO) error {
 // running container (so its root is the container's root).
 func execProcess(cfg *initConfig, sock fdIO) error {
 	if err := unix.Chdir("/"); err != nil {
+		return err
+	}
+	if err := awaitCgroup(sock, false); err != nil {
 		return err
 	}
 	if err := setupProcess(cfg); err != nil {

@@ -19,6 +19,7 @@ const (
 	msgReady    = 'R' // init: created, now waiting for start
 	msgConfig   = 'C' // parent: the init configuration (JSON)
 	msgHooksRan = 'h'
+	msgCgroup   = 'G' // parent: the process is in its cgroup now
 )
 
 // fdIO does blocking reads and writes on a raw descriptor; the init process

@@ -59,38 +59,64 @@ type spawned struct {
 	sock *os.File
 }
 
-// sealedExe returns a sealed in-memory copy of the running binary: the
-// container can run it (as its init) but never write to it, so a container
-// that gets hold of /proc/PID/exe cannot overwrite berth-runc on the host
+// readonlyExe returns a handle on the running binary that the container
+// can execute (as its init) but never write through, so a container that
+// gets hold of /proc/PID/exe cannot overwrite berth-runc on the host
 // (CVE-2019-5736).
-func sealedExe() (*os.File, error) {
-	src, err := os.Open("/proc/self/exe")
-	if err != nil {
-		return nil, err
+//
+// As root it is a detached, read-only bind mount of the binary made with
+// open_tree(2): no copy, no mount visible anywhere, and a write through it
+// fails with EROFS. Without the privilege for that, it falls back to a
+// sealed in-memory copy (memfd), which costs a copy of the binary per run.
+// minFd keeps the handle above the descriptors the child gets, so fd
+// shuffling in fork can't clobber it before execve resolves
+// /proc/self/fd/N; it stays below 64 so the fd table needs no growing
+// (growing it in a threaded process waits for an RCU grace period).
+func readonlyExe(minFd int) (*os.File, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, "/proc/self/exe", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err == nil {
+		err = unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV})
+		if err != nil {
+			unix.Close(fd)
+		}
 	}
-	defer src.Close()
-	fd, err := unix.MemfdCreate("berth-runc", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
-		return nil, fmt.Errorf("memfd_create: %w", err)
+		if fd, err = sealedCopy(); err != nil {
+			return nil, err
+		}
 	}
-	// Keep it far above the fds the child gets, so fd shuffling in
-	// fork can't clobber it before execve resolves /proc/self/fd/N.
-	high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 256)
+	high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, minFd)
 	unix.Close(fd)
 	if err != nil {
 		return nil, err
 	}
-	mem := os.NewFile(uintptr(high), "berth-runc-exe")
+	return os.NewFile(uintptr(high), "berth-runc-exe"), nil
+}
+
+// sealedCopy copies the running binary into a sealed memfd.
+func sealedCopy() (int, error) {
+	src, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return -1, err
+	}
+	defer src.Close()
+	fd, err := unix.MemfdCreate("berth-runc", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return -1, fmt.Errorf("memfd_create: %w", err)
+	}
+	mem := os.NewFile(uintptr(fd), "berth-runc-exe")
 	if _, err := io.Copy(mem, src); err != nil {
 		mem.Close()
-		return nil, fmt.Errorf("copy runtime binary: %w", err)
+		return -1, fmt.Errorf("copy runtime binary: %w", err)
 	}
 	const seals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
-	if _, err := unix.FcntlInt(mem.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
 		mem.Close()
-		return nil, fmt.Errorf("seal runtime binary: %w", err)
+		return -1, fmt.Errorf("seal runtime binary: %w", err)
 	}
-	return mem, nil
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	mem.Close()
+	return dup, err
 }
 
 func socketPair() (parent, child *os.File, err error) {
@@ -104,17 +130,18 @@ func socketPair() (parent, child *os.File, err error) {
 // spawn starts the init process, runs the nsenter handshake, and sends the
 // init configuration. On error nothing it started is left running.
 func spawn(req *spawnRequest) (_ *spawned, retErr error) {
-	exe, err := sealedExe()
-	if err != nil {
-		return nil, err
-	}
-	defer exe.Close()
 	parent, child, err := socketPair()
 	if err != nil {
 		return nil, err
 	}
 	defer child.Close()
 	files := append(append([]*os.File{}, req.files...), child)
+	exe, err := readonlyExe(3 + len(files))
+	if err != nil {
+		parent.Close()
+		return nil, err
+	}
+	defer exe.Close()
 	req.config.InitFd = 3 + len(files) - 1
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
@@ -144,13 +171,9 @@ func spawn(req *spawnRequest) (_ *spawned, retErr error) {
 	}()
 	child.Close()
 
-	if req.cgroup != nil {
-		if err := req.cgroup.Apply(cmd.Process.Pid); err != nil {
-			return nil, err
-		}
-	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "clone %x\n", req.clone)
+	// The cgroup namespace is made by init, once it is in its cgroup.
+	fmt.Fprintf(&b, "clone %x\n", req.clone&^unix.CLONE_NEWCGROUP)
 	for _, j := range req.joins {
 		fmt.Fprintf(&b, "join %x %s\n", j.flag, j.path)
 	}
@@ -208,6 +231,17 @@ started:
 	if err := writeMsg(parent, msgConfig, data); err != nil {
 		return nil, fmt.Errorf("send config to init: %w", err)
 	}
+	// Joining the cgroup is slow in the kernel: the init is already busy
+	// with its root filesystem meanwhile, and waits for msgCgroup only
+	// before it needs the cgroup.
+	if req.cgroup != nil {
+		if err := req.cgroup.Add(sp.pid); err != nil {
+			return nil, err
+		}
+	}
+	// If init already failed, this write fails too; the caller reads
+	// init's error report from the socket.
+	writeMsg(parent, msgCgroup, nil)
 	return sp, nil
 }
 

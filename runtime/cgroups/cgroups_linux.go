@@ -168,6 +168,14 @@ func (m *Manager) Paths() map[string]string { return m.paths }
 
 // Apply creates the cgroup directories and moves pid into them.
 func (m *Manager) Apply(pid int) error {
+	if err := m.Create(); err != nil {
+		return err
+	}
+	return m.Add(pid)
+}
+
+// Create makes the cgroup directories (and fills an empty v1 cpuset).
+func (m *Manager) Create() error {
 	for name, dir := range m.paths {
 		err := os.MkdirAll(dir, 0o755)
 		if errors.Is(err, os.ErrNotExist) {
@@ -182,7 +190,17 @@ func (m *Manager) Apply(pid int) error {
 				return err
 			}
 		}
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+	}
+	return nil
+}
+
+// Add moves pid into the cgroup. The kernel makes the first move wait
+// for an RCU grace period (milliseconds), so callers overlap it with other
+// work where they can.
+func (m *Manager) Add(pid int) error {
+	p := []byte(strconv.Itoa(pid))
+	for _, dir := range m.paths {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), p, 0); err != nil {
 			return fmt.Errorf("add pid %d to cgroup %s: %w", pid, dir, err)
 		}
 	}

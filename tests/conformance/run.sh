@@ -246,7 +246,11 @@ run_one() { # name real test -> prints verdict line
 	(
 		cd "$WORK/run"
 		TMPDIR=$WORK/tmp RUNTIME=$WORK/rt-$name exec timeout -k 5 "$TIMEOUT" "$SUITE/bin/$t"
-	) >"$out.tap" 2>"$out.err" </dev/null || rc=$?
+	) >"$out.tap" 2>"$out.err" </dev/null &
+	# The pid of timeout, for an interrupt of the run to stop the test.
+	echo $! >"$WORK/current.pid"
+	wait $! || rc=$?
+	rm -f "$WORK/current.pid"
 	echo "$rc" >"$out.rc"
 	cleanup_after "$name" "$real" "$t"
 	verdict "$t" "$out.tap" "$rc" | tee "$out.verdict"
@@ -257,7 +261,7 @@ run_tries() { # name real test
 	local name=$1 real=$2 t=$3 try=1 res
 	while :; do
 		res=$(run_one "$name" "$real" "$t")
-		if [ "${res%% *}" = pass ] || [ $try = 3 ] || ! contains "$t" "${FLAKY_TESTS[@]}"; then
+		if [ "${res%% *}" = pass ] || [ $try = 3 ] || ! contains "$t" "${FLAKY_TESTS[@]}" || [ -e "$WORK/interrupted" ]; then
 			break
 		fi
 		try=$((try + 1))
@@ -340,7 +344,7 @@ inner() {
 		chmod +x "$WORK/rt-$name"
 	done
 
-	trap 'cleanup_after runc "$PEER" interrupted; cleanup_after berth "$BERTH_RUNC" interrupted; exit 130' INT TERM
+	trap 'cleanup_after runc "$PEER" interrupted; cleanup_after berth "$BERTH_RUNC" interrupted; echo "conformance: interrupted"; exit 130' INT TERM
 	printf '%-34s %-24s %-24s %s\n' TEST "RUNC ($(basename "$PEER"))" BERTH NOTE
 	for t in "${tests[@]}"; do
 		[ -x "$SUITE/bin/$t" ] || die "no such validation test: $t"
@@ -396,6 +400,16 @@ inner() {
 	echo "berth passes every test that runc passes"
 }
 
+INTERRUPTED=
+interrupt() {
+	INTERRUPTED=1
+	touch "$WORK/interrupted"
+	if [ -s "$WORK/current.pid" ]; then
+		kill -TERM "$(cat "$WORK/current.pid")" 2>/dev/null || true
+	fi
+	kill -TERM "$INNER" 2>/dev/null || true
+}
+
 main() {
 	local cache=${XDG_CACHE_HOME:-$HOME/.cache}/berth-conformance/$RT_VERSION rc=0
 	[ "$(id -u)" = 0 ] || die "must run as root"
@@ -418,10 +432,15 @@ main() {
 	# The tests run inside a private mount namespace: tests that run containers
 	# without a mount namespace make the runtime mount into (and change the
 	# propagation of) the caller's namespace, which must not be the host's.
-	# An interrupt reaches the inner run too, which cleans up and exits; then
-	# the work dir goes.
-	trap 'rc=130' INT TERM
-	unshare --mount --propagation private "$SELF" --inner || rc=$?
+	# On an interrupt, stop the running test and the inner run, which then
+	# cleans up after both runtimes; the work dir goes last.
+	trap interrupt INT TERM
+	unshare --mount --propagation private "$SELF" --inner &
+	INNER=$!
+	while kill -0 "$INNER" 2>/dev/null; do
+		wait "$INNER" || rc=$?
+	done
+	[ -z "$INTERRUPTED" ] || rc=130
 	# The namespace is gone with its mounts; remove what is left.
 	rm -rf --one-file-system "$WORK" || log "conformance: could not remove $WORK"
 	return $rc
