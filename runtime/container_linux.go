@@ -51,6 +51,7 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 		return nil, err
 	}
 	spec := o.Spec
+	tracef("create: start")
 	rootfsPath, err := Validate(spec, o.Bundle)
 	if err != nil {
 		return nil, err
@@ -102,6 +103,7 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 	if err := cg.Create(); err != nil {
 		return nil, err
 	}
+	tracef("create: cgroup dirs made")
 
 	fifoPath := filepath.Join(dir, fifoName)
 	if err := unix.Mkfifo(fifoPath, 0o600); err != nil {
@@ -166,6 +168,7 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 	if err != nil {
 		return nil, err
 	}
+	tracef("create: spawned, in cgroup")
 	defer sp.sock.Close()
 	c.st.Pid = sp.pid
 	c.st.PidStart, _, _ = procStart(sp.pid)
@@ -203,6 +206,7 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 	if err := c.save(); err != nil {
 		return nil, err
 	}
+	tracef("create: done")
 	return c, nil
 }
 
@@ -256,6 +260,7 @@ func (c *Container) Start() error {
 		return fmt.Errorf("start container %s: %w", c.st.ID, err)
 	}
 	os.Remove(fifoPath)
+	tracef("start: done")
 	if h := c.st.Spec.Hooks; h != nil && len(h.Poststart) > 0 {
 		st := c.State()
 		st.Status = specs.StateRunning

@@ -40,6 +40,7 @@ type initConfig struct {
 	FifoFd       int               `json:"fifo_fd"`    // create: read one byte from it to start
 	ConsoleFd    int               `json:"console_fd"` // -1: no console socket
 	PreserveFds  int               `json:"preserve_fds"`
+	Trace        bool              `json:"trace,omitempty"`
 }
 
 // IsInit reports whether this process was spawned as a container init; the
@@ -78,6 +79,8 @@ func runInit(sock fdIO) error {
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		return fmt.Errorf("decode init config: %w", err)
 	}
+	traceOn = cfg.Trace
+	tracef("init: config read")
 	os.Clearenv()
 	// Only the preserved fds (3 .. 3+N-1) and stdio may reach the
 	// container's program; everything else of ours closes on exec.
@@ -186,9 +189,11 @@ func createInit(cfg *initConfig, sock fdIO) error {
 			}
 		}
 	}
+	tracef("init: rootfs prepared")
 	if err := joinCgroup(); err != nil {
 		return err
 	}
+	tracef("init: in cgroup")
 	if cfg.RuntimeHooks {
 		if err := writeMsg(sock, msgHooks, nil); err != nil {
 			return err
@@ -207,6 +212,7 @@ func createInit(cfg *initConfig, sock fdIO) error {
 		if err := rootfs.Pivot(rc); err != nil {
 			return err
 		}
+		tracef("init: pivoted")
 	} else if err := unix.Chdir("/"); err != nil {
 		return err
 	}
@@ -233,6 +239,7 @@ func createInit(cfg *initConfig, sock fdIO) error {
 		if err := rootfs.Finalize(rc); err != nil {
 			return err
 		}
+		tracef("init: finalized")
 	}
 	if !cfg.NoNewKeyring {
 		if _, err := unix.KeyctlJoinSessionKeyring("_ses." + cfg.ID); err != nil && err != unix.ENOSYS && err != unix.EACCES {
@@ -252,6 +259,7 @@ func createInit(cfg *initConfig, sock fdIO) error {
 	if err := closeStrayFds(3+cfg.PreserveFds, cfg.InitFd, cfg.FifoFd, cfg.ConsoleFd); err != nil {
 		return err
 	}
+	tracef("init: ready")
 	// Created: tell the parent, then wait until start writes to the fifo.
 	if err := writeMsg(sock, msgReady, nil); err != nil {
 		return err
@@ -269,6 +277,7 @@ func createInit(cfg *initConfig, sock fdIO) error {
 		break
 	}
 	unix.Close(cfg.FifoFd)
+	tracef("init: started")
 	if spec.Hooks != nil && len(spec.Hooks.StartContainer) > 0 {
 		st := cfg.State
 		st.Status = specs.StateRunning

@@ -105,7 +105,7 @@ func execCmd() *cobra.Command {
 			var sigs chan os.Signal
 			if !detach {
 				sigs = make(chan os.Signal, 32)
-				signal.Notify(sigs)
+				signal.Notify(sigs, forwarded...)
 				defer signal.Stop(sigs)
 			}
 			pid, err := c.Exec(&runtime.ExecOpts{Process: p, ConsoleSocket: sock, PreserveFds: preserveFds(preserve)})

@@ -42,6 +42,7 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 
 // Main runs the CLI and returns the process exit code.
 func Main(args []string) int {
+	runtime.Trace("main")
 	root := newRoot()
 	root.SetArgs(args)
 	err := root.Execute()

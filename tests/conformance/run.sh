@@ -166,10 +166,12 @@ cleanup_mounts() {
 # process that outlives that, and prints the ids.
 cleanup_containers() { # name real test
 	local name=$1 real=$2 test=$3 id ids pid start
+	# Every validation program names its containers with a UUID; nothing else
+	# is taken for an id (the ids also select cgroups to remove).
 	ids=$( {
 		awk '$1 == "create" { print $NF }' "$WORK/calls-$name.log" 2>/dev/null
 		ls "$WORK/state-$name" 2>/dev/null
-	} | sort -u)
+	} | grep -xE '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}' | sort -u || true)
 	for id in $ids; do
 		pid=$("$real" --root "$WORK/state-$name" state "$id" 2>/dev/null | sed -n 's/.*"pid": *\([0-9][0-9]*\).*/\1/p' | head -1)
 		start=
