@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -86,6 +87,9 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 				killCgroup(cg)
 				cg.Destroy()
 			}
+			if !hasNS(spec, specs.MountNamespace) && rootfsPath != "" {
+				unmountUnder(rootfsPath)
+			}
 			os.RemoveAll(dir)
 		}
 	}()
@@ -121,6 +125,7 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 		ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfsPath,
 		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		NewMountNS:  hasNewNS(spec, specs.MountNamespace),
+		NoMountNS:   !hasNS(spec, specs.MountNamespace),
 		UserNS:      hasNS(spec, specs.UserNamespace),
 		CgroupNS:    hasNewNS(spec, specs.CgroupNamespace),
 		CgroupPaths: cg.Paths(), PreserveFds: o.PreserveFds,
@@ -384,6 +389,12 @@ func (c *Container) Delete(force bool) error {
 			Warn("%v", err)
 		}
 	}
+	if c.st.Spec != nil && !hasNS(c.st.Spec, specs.MountNamespace) && c.st.Rootfs != "" {
+		// It mounted into the host's namespace: take those mounts away.
+		if err := unmountUnder(c.st.Rootfs); err != nil {
+			return fmt.Errorf("container %s: %w", c.st.ID, err)
+		}
+	}
 	if err := cg.Destroy(); err != nil {
 		return fmt.Errorf("container %s: %w", c.st.ID, err)
 	}
@@ -478,4 +489,50 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	}
 	// EOF: the socket closed on exec.
 	return sp.pid, nil
+}
+
+// unmountUnder detaches every mount at or below dir in our mount
+// namespace, deepest first.
+func unmountUnder(dir string) error {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		p := unescapeMountinfo(f[4])
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			points = append(points, p)
+		}
+	}
+	// Later mounts stack on earlier ones: undo them in reverse order.
+	for i := len(points) - 1; i >= 0; i-- {
+		if err := unix.Unmount(points[i], unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+			return fmt.Errorf("unmount %s: %w", points[i], err)
+		}
+	}
+	return nil
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for space...) of mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

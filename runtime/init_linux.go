@@ -31,6 +31,7 @@ type initConfig struct {
 	NoPivot      bool              `json:"no_pivot,omitempty"`
 	NoNewKeyring bool              `json:"no_new_keyring,omitempty"`
 	NewMountNS   bool              `json:"new_mount_ns,omitempty"`
+	NoMountNS    bool              `json:"no_mount_ns,omitempty"` // shares the runtime's mount namespace
 	UserNS       bool              `json:"userns,omitempty"`
 	CgroupNS     bool              `json:"cgroupns,omitempty"`
 	CgroupPaths  map[string]string `json:"cgroup_paths,omitempty"`
@@ -157,12 +158,13 @@ func closeOnExecFrom(min int) error {
 func createInit(cfg *initConfig, sock fdIO) error {
 	spec := cfg.Spec
 	rc := &rootfs.Config{
-		Rootfs:      cfg.Rootfs,
-		Spec:        spec,
-		NoPivot:     cfg.NoPivot,
-		UserNS:      cfg.UserNS,
-		CgroupPaths: cfg.CgroupPaths,
-		CgroupNS:    cfg.CgroupNS,
+		Rootfs:        cfg.Rootfs,
+		Spec:          spec,
+		NoPivot:       cfg.NoPivot,
+		UserNS:        cfg.UserNS,
+		CgroupPaths:   cfg.CgroupPaths,
+		CgroupNS:      cfg.CgroupNS,
+		SharedMountNS: cfg.NoMountNS,
 	}
 	cgroupReady := false
 	joinCgroup := func() error {
@@ -179,7 +181,8 @@ func createInit(cfg *initConfig, sock fdIO) error {
 			return err
 		}
 	}
-	if cfg.NewMountNS {
+	buildRoot := cfg.NewMountNS || cfg.NoMountNS
+	if buildRoot {
 		if err := rootfs.Prepare(rc); err != nil {
 			return err
 		}
@@ -208,7 +211,7 @@ func createInit(cfg *initConfig, sock fdIO) error {
 			return err
 		}
 	}
-	if cfg.NewMountNS {
+	if buildRoot {
 		if err := rootfs.Pivot(rc); err != nil {
 			return err
 		}
@@ -235,7 +238,7 @@ func createInit(cfg *initConfig, sock fdIO) error {
 			}
 		}
 	}
-	if cfg.NewMountNS {
+	if buildRoot {
 		if err := rootfs.Finalize(rc); err != nil {
 			return err
 		}

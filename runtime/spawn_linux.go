@@ -144,11 +144,11 @@ func spawn(req *spawnRequest) (_ *spawned, retErr error) {
 	defer exe.Close()
 	req.config.InitFd = 3 + len(files) - 1
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
-		Args:       []string{"berth-runc", "init"},
+		Path: "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
+		Args: []string{"berth-runc", "init"},
 		// The init is short-lived and single-minded: one P and no GC
 		// spare it the Go runtime's thread wake-ups (measured: ~1 ms).
-		Env: []string{initPipeEnv + "=" + strconv.Itoa(req.config.InitFd), "GOMAXPROCS=1", "GOGC=off"},
+		Env:        []string{initPipeEnv + "=" + strconv.Itoa(req.config.InitFd), "GOMAXPROCS=1", "GOGC=off"},
 		Stdin:      req.stdio[0],
 		Stdout:     req.stdio[1],
 		Stderr:     req.stdio[2],

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -18,6 +19,9 @@ func invalid(format string, a ...any) error {
 func Validate(s *specs.Spec, bundle string) (string, error) {
 	if s == nil {
 		return "", invalid("empty config")
+	}
+	if !ociVersion.MatchString(s.Version) {
+		return "", invalid("ociVersion %q: not a version of the runtime spec (1.x.y)", s.Version)
 	}
 	if s.Process == nil {
 		return "", invalid("process: required")
@@ -60,9 +64,6 @@ func Validate(s *specs.Spec, bundle string) (string, error) {
 			}
 		}
 	}
-	if !seen[specs.MountNamespace] {
-		return "", invalid("linux.namespaces: a mount namespace is required")
-	}
 	newUser := hasNewNS(s, specs.UserNamespace)
 	if newUser && (len(s.Linux.UIDMappings) == 0 || len(s.Linux.GIDMappings) == 0) {
 		return "", invalid("linux.uidMappings and linux.gidMappings: required with a new user namespace")
@@ -70,11 +71,11 @@ func Validate(s *specs.Spec, bundle string) (string, error) {
 	if !seen[specs.UserNamespace] && (len(s.Linux.UIDMappings) > 0 || len(s.Linux.GIDMappings) > 0) {
 		return "", invalid("linux.uidMappings: given without a user namespace")
 	}
-	if s.Hostname != "" && !hasNewNS(s, specs.UTSNamespace) {
-		return "", invalid("hostname: needs a new uts namespace")
+	if s.Hostname != "" && !hasNS(s, specs.UTSNamespace) {
+		return "", invalid("hostname: needs a uts namespace (the host's can't be changed)")
 	}
-	if s.Domainname != "" && !hasNewNS(s, specs.UTSNamespace) {
-		return "", invalid("domainname: needs a new uts namespace")
+	if s.Domainname != "" && !hasNS(s, specs.UTSNamespace) {
+		return "", invalid("domainname: needs a uts namespace (the host's can't be changed)")
 	}
 	if len(s.Linux.TimeOffsets) > 0 && !hasNewNS(s, specs.TimeNamespace) {
 		return "", invalid("linux.timeOffsets: needs a new time namespace")
@@ -91,6 +92,8 @@ func Validate(s *specs.Spec, bundle string) (string, error) {
 	}
 	return rootfs, nil
 }
+
+var ociVersion = regexp.MustCompile(`^1\.[0-9]+\.[0-9]+(-[0-9A-Za-z.+-]+)?(\+[0-9A-Za-z.-]+)?$`)
 
 func validateProcess(p *specs.Process) error {
 	if len(p.Args) == 0 && p.CommandLine == "" {

@@ -19,7 +19,7 @@ func Finalize(c *Config) error {
 	if c == nil || c.Spec == nil {
 		return errors.New("rootfs: no spec")
 	}
-	if p := c.rootfsPropagation(); p != "" {
+	if p := c.rootfsPropagation(); p != "" && !c.SharedMountNS {
 		flags, err := ParsePropagation(p)
 		if err != nil {
 			return err

@@ -14,6 +14,13 @@ func Pivot(c *Config) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
+	if c.SharedMountNS {
+		// The host's mount namespace: never move or pivot its root.
+		if err := unix.Chroot(c.Rootfs); err != nil {
+			return fmt.Errorf("chroot %s: %w", c.Rootfs, err)
+		}
+		return unix.Chdir("/")
+	}
 	if c.NoPivot {
 		return moveRoot(c.Rootfs)
 	}

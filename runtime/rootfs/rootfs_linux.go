@@ -37,6 +37,13 @@ type Config struct {
 	// CgroupNS says the container has its own cgroup namespace: a cgroup v2
 	// mount is then a fresh cgroup2 filesystem instead of a bind mount.
 	CgroupNS bool
+	// SharedMountNS says the container has no mount namespace of its own
+	// (the config lists none): the mounts are made in the caller's
+	// namespace under Rootfs, as runc does, nothing changes the
+	// propagation of the host's mounts, Pivot only chroots, and the
+	// runtime unmounts everything under Rootfs when the container is
+	// deleted.
+	SharedMountNS bool
 }
 
 func (c *Config) validate() error {
@@ -79,12 +86,17 @@ func Prepare(c *Config) error {
 		return err
 	}
 	// Keep whatever happens below from propagating to the host: by default
-	// every mount becomes a slave of the host's.
-	if err := unix.Mount("", "/", "", prop, ""); err != nil {
-		return fmt.Errorf("set propagation of / (%s): %w", propagationName(prop), err)
+	// every mount becomes a slave of the host's. Not when the container
+	// shares the host's mount namespace: then "/" is the host's own.
+	if !c.SharedMountNS {
+		if err := unix.Mount("", "/", "", prop, ""); err != nil {
+			return fmt.Errorf("set propagation of / (%s): %w", propagationName(prop), err)
+		}
 	}
-	if err := makeParentPrivate(c.Rootfs); err != nil {
-		return err
+	if !c.SharedMountNS {
+		if err := makeParentPrivate(c.Rootfs); err != nil {
+			return err
+		}
 	}
 	if err := unix.Mount(c.Rootfs, c.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind rootfs %s onto itself: %w", c.Rootfs, err)

@@ -127,3 +127,29 @@ func readlink(t *testing.T, p string) string {
 	}
 	return l
 }
+
+// TestNoMountNamespace: a config without a mount namespace shares the
+// host's (as the spec says for unlisted namespaces); the mounts it makes
+// under the rootfs are gone after delete.
+func TestNoMountNamespace(t *testing.T) {
+	b := newBundle(t, "readlink", "/proc/self/ns/mnt")
+	var kept []specs.LinuxNamespace
+	for _, ns := range b.Spec.Linux.Namespaces {
+		if ns.Type != specs.MountNamespace {
+			kept = append(kept, ns)
+		}
+	}
+	b.Spec.Linux.Namespaces = kept
+	r := b.run("nomntns")
+	if r.Code != 0 {
+		t.Fatalf("run: %d %s", r.Code, r.Stderr)
+	}
+	if got := strings.TrimSpace(r.Stdout); got != hostNS(t, "mnt") {
+		t.Errorf("container's mount namespace %s, want the host's %s", got, hostNS(t, "mnt"))
+	}
+	for _, l := range strings.Split(readFile(t, "/proc/self/mountinfo"), "\n") {
+		if strings.Contains(l, b.Dir) {
+			t.Errorf("mount left on the host after delete: %s", l)
+		}
+	}
+}
