@@ -161,3 +161,31 @@ func TestConsoleSocket(t *testing.T) {
 		t.Fatal("no terminal output")
 	}
 }
+
+func TestPauseResume(t *testing.T) {
+	b := startSleeper(t, "pz", func(b *bundle) {
+		b.Spec.Process.Args = []string{"sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.02; done"}
+		b.Spec.Root.Readonly = false
+	})
+	count := filepath.Join(b.Dir, "rootfs", "tmp", "count")
+	waitFile(t, count)
+	b.mustRunc("pause", "pz")
+	if st := b.state("pz").Status; st != "paused" {
+		t.Fatalf("after pause: %s", st)
+	}
+	before := readFile(t, count)
+	time.Sleep(300 * time.Millisecond)
+	if after := readFile(t, count); after != before {
+		t.Errorf("a paused container kept running: %q -> %q", before, after)
+	}
+	b.mustRunc("resume", "pz")
+	if st := b.state("pz").Status; st != "running" {
+		t.Fatalf("after resume: %s", st)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if after := readFile(t, count); after == before {
+		t.Errorf("a resumed container does not run")
+	}
+	b.mustRunc("pause", "pz")
+	b.mustRunc("delete", "--force", "pz") // a paused container can be force-deleted
+}
