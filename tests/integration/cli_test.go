@@ -113,17 +113,16 @@ func TestPreserveFds(t *testing.T) {
 	}
 }
 
-// TestConsoleSocket: with process.terminal the pty master arrives on the
-// console socket, and the container's stdio is the pty slave.
-func TestConsoleSocket(t *testing.T) {
-	b := newBundle(t, "sh", "-c", "tty; echo done")
-	b.Spec.Process.Terminal = true
+// consoleListener listens on a console socket and returns what the pty
+// master it receives carries, up to "done".
+func consoleListener(t *testing.T) (string, <-chan string) {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "console.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	got := make(chan string, 1)
 	go func() {
 		conn, err := ln.AcceptUnix()
@@ -138,6 +137,7 @@ func TestConsoleSocket(t *testing.T) {
 			got <- "recv: " + err.Error()
 			return
 		}
+		defer master.Close()
 		var all []byte
 		buf := make([]byte, 512)
 		deadline := time.Now().Add(10 * time.Second)
@@ -150,16 +150,40 @@ func TestConsoleSocket(t *testing.T) {
 		}
 		got <- string(all)
 	}()
-	b.create("tty", "--console-socket", sock)
-	b.mustRunc("start", "tty")
+	return sock, got
+}
+
+func waitConsole(t *testing.T, got <-chan string, want ...string) {
+	t.Helper()
 	select {
 	case out := <-got:
-		if !strings.Contains(out, "/dev/pts/0") || !strings.Contains(out, "done") {
-			t.Fatalf("terminal output %q, want /dev/pts/0 and done", out)
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Fatalf("terminal output %q, want %q", out, w)
+			}
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("no terminal output")
 	}
+}
+
+// TestConsoleSocket: with process.terminal the pty master arrives on the
+// console socket, and the container's stdio is the pty slave.
+func TestConsoleSocket(t *testing.T) {
+	b := newBundle(t, "sh", "-c", "tty; echo done")
+	b.Spec.Process.Terminal = true
+	sock, got := consoleListener(t)
+	b.create("tty", "--console-socket", sock)
+	b.mustRunc("start", "tty")
+	waitConsole(t, got, "/dev/pts/0", "done")
+}
+
+// TestExecTty: exec --tty gets its own pty in the container's devpts.
+func TestExecTty(t *testing.T) {
+	b := startSleeper(t, "exectty", nil)
+	sock, got := consoleListener(t)
+	b.mustRunc("exec", "--tty", "--console-socket", sock, "--detach", "exectty", "sh", "-c", "tty; [ -t 0 ] && echo stdin-is-tty; echo done")
+	waitConsole(t, got, "/dev/pts/", "stdin-is-tty", "done")
 }
 
 func TestPauseResume(t *testing.T) {
