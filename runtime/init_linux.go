@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/runtime/caps"
 	"github.com/berth-project/berth/runtime/console"
 	"github.com/berth-project/berth/runtime/hooks"
 	"github.com/berth-project/berth/runtime/rootfs"
@@ -373,15 +374,7 @@ func finishProcess(p *specs.Process) error {
 			return fmt.Errorf("process.cwd %s is outside the container's root", p.Cwd)
 		}
 	}
-	if p.NoNewPrivileges {
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return fmt.Errorf("process.noNewPrivileges: %w", err)
-		}
-	}
 	if err := confine(p); err != nil {
-		return err
-	}
-	if err := setUser(p.User); err != nil {
 		return err
 	}
 	if p.User.Umask != nil {
@@ -395,8 +388,60 @@ func finishProcess(p *specs.Process) error {
 	return nil
 }
 
-// confine applies capabilities and seccomp; the confinement issue fills it in.
-func confine(p *specs.Process) error { return nil }
+// confine switches to the process's user and applies its confinement, in
+// the order the kernel needs: keep the permitted set across the uid
+// change, shrink the bounding set while we still may, change ids, then
+// set the capability sets and the ambient set; no_new_privs and the LSM
+// exec labels last. All of it acts on this thread, which then execs.
+func confine(p *specs.Process) error {
+	set, skipped, err := caps.FromSpec(p.Capabilities)
+	if err != nil {
+		return err
+	}
+	for _, name := range skipped {
+		fmt.Fprintf(os.Stderr, "berth-runc: warning: the kernel does not know %s; not granted\n", name)
+	}
+	if p.Capabilities != nil {
+		if err := caps.KeepCaps(true); err != nil {
+			return err
+		}
+		if err := caps.DropBounding(set); err != nil {
+			return err
+		}
+	}
+	if err := setUser(p.User); err != nil {
+		return err
+	}
+	if p.Capabilities != nil {
+		if err := caps.KeepCaps(false); err != nil {
+			return err
+		}
+		if err := caps.Apply(set); err != nil {
+			return fmt.Errorf("process.capabilities: %w", err)
+		}
+	}
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("process.noNewPrivileges: %w", err)
+		}
+	}
+	if p.ApparmorProfile != "" {
+		if err := writeThreadAttr("apparmor/exec", "exec "+p.ApparmorProfile); err != nil {
+			return fmt.Errorf("process.apparmorProfile %q: %w", p.ApparmorProfile, err)
+		}
+	}
+	if p.SelinuxLabel != "" {
+		if err := writeThreadAttr("exec", p.SelinuxLabel); err != nil {
+			return fmt.Errorf("process.selinuxLabel %q: %w", p.SelinuxLabel, err)
+		}
+	}
+	return nil
+}
+
+// writeThreadAttr sets an LSM attribute of this thread for its next exec.
+func writeThreadAttr(name, value string) error {
+	return os.WriteFile("/proc/thread-self/attr/"+name, []byte(value), 0)
+}
 
 func setUser(u specs.User) error {
 	groups := make([]int, 0, len(u.AdditionalGids))

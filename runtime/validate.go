@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/runtime/caps"
 )
 
 func invalid(format string, a ...any) error {
@@ -85,6 +87,9 @@ func Validate(s *specs.Spec, bundle string) (string, error) {
 			return "", invalid("linux.timeOffsets: unknown clock %q", clock)
 		}
 	}
+	if s.Linux.MountLabel != "" && !lsmEnabled("selinux") {
+		return "", invalid("linux.mountLabel %q: SELinux is not enabled on this host", s.Linux.MountLabel)
+	}
 	for i, m := range s.Mounts {
 		if m.Destination == "" {
 			return "", invalid("mounts[%d].destination: required", i)
@@ -108,6 +113,22 @@ func validateProcess(p *specs.Process) error {
 	if strings.HasPrefix(filepath.Clean(p.Cwd), "/proc/self/fd") || strings.HasPrefix(filepath.Clean(p.Cwd), "/proc/thread-self/fd") {
 		return invalid("process.cwd %q: must not be a file descriptor path", p.Cwd)
 	}
+	if c := p.Capabilities; c != nil {
+		for field, list := range map[string][]string{"bounding": c.Bounding, "effective": c.Effective,
+			"inheritable": c.Inheritable, "permitted": c.Permitted, "ambient": c.Ambient} {
+			for _, name := range list {
+				if _, ok := caps.Number(name); !ok {
+					return invalid("process.capabilities.%s: unknown capability %q", field, name)
+				}
+			}
+		}
+	}
+	if p.ApparmorProfile != "" && !lsmEnabled("apparmor") {
+		return invalid("process.apparmorProfile %q: AppArmor is not enabled on this host", p.ApparmorProfile)
+	}
+	if p.SelinuxLabel != "" && !lsmEnabled("selinux") {
+		return invalid("process.selinuxLabel %q: SELinux is not enabled on this host", p.SelinuxLabel)
+	}
 	for i, rl := range p.Rlimits {
 		if _, ok := rlimitTypes[rl.Type]; !ok {
 			return invalid("process.rlimits[%d].type %q: unknown rlimit", i, rl.Type)
@@ -117,6 +138,19 @@ func validateProcess(p *specs.Process) error {
 		}
 	}
 	return nil
+}
+
+// lsmEnabled reports whether the host runs the named security module.
+func lsmEnabled(name string) bool {
+	switch name {
+	case "apparmor":
+		b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+		return err == nil && strings.TrimSpace(string(b)) == "Y"
+	case "selinux":
+		_, err := os.Stat("/sys/fs/selinux/enforce")
+		return err == nil
+	}
+	return false
 }
 
 func hasNewNS(s *specs.Spec, t specs.LinuxNamespaceType) bool {

@@ -1,0 +1,110 @@
+package integration
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/runtime/caps"
+)
+
+func mask(t *testing.T, names ...string) uint64 {
+	var m uint64
+	for _, n := range names {
+		i, ok := caps.Number(n)
+		if !ok {
+			t.Fatalf("unknown capability %s", n)
+		}
+		m |= 1 << uint(i)
+	}
+	return m
+}
+
+// capLines reads CapInh/CapPrm/CapEff/CapBnd/CapAmb as the container's
+// process sees them in /proc/self/status.
+func capLines(t *testing.T, out string) map[string]uint64 {
+	t.Helper()
+	got := map[string]uint64{}
+	for _, l := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || !strings.HasPrefix(k, "Cap") {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			t.Fatalf("bad status line %q", l)
+		}
+		got[k] = n
+	}
+	return got
+}
+
+// TestCapabilities: the sets in /proc/self/status equal the requested ones,
+// the inheritable set stays empty unless asked for (CVE-2022-29162), and
+// ambient capabilities survive the switch to an unprivileged user.
+func TestCapabilities(t *testing.T) {
+	b := newBundle(t, "cat", "/proc/self/status")
+	b.Spec.Process.Capabilities = &specs.LinuxCapabilities{
+		Bounding:  []string{"CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID"},
+		Effective: []string{"CAP_CHOWN", "CAP_KILL"},
+		Permitted: []string{"CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"},
+	}
+	r := b.run("caps-root")
+	if r.Code != 0 {
+		t.Fatalf("run: %s", r.Stderr)
+	}
+	got := capLines(t, r.Stdout)
+	want := map[string]uint64{
+		"CapBnd": mask(t, "CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID"),
+		// execve as uid 0 raises the effective set to the permitted one
+		// (the kernel's root semantics, as with runc).
+		"CapEff": mask(t, "CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"),
+		"CapPrm": mask(t, "CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"),
+		"CapInh": 0,
+		"CapAmb": 0,
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s = %016x, want %016x", k, got[k], w)
+		}
+	}
+
+	// An unprivileged user keeps an ambient capability.
+	b = newBundle(t, "cat", "/proc/self/status")
+	b.Spec.Process.User = specs.User{UID: 1000, GID: 1000}
+	nbs := []string{"CAP_NET_BIND_SERVICE"}
+	b.Spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: nbs, Effective: nbs, Permitted: nbs, Inheritable: nbs, Ambient: nbs}
+	r = b.run("caps-ambient")
+	if r.Code != 0 {
+		t.Fatalf("run: %s", r.Stderr)
+	}
+	got = capLines(t, r.Stdout)
+	m := mask(t, nbs...)
+	for _, k := range []string{"CapBnd", "CapEff", "CapPrm", "CapInh", "CapAmb"} {
+		if got[k] != m {
+			t.Errorf("uid 1000 with ambient NET_BIND_SERVICE: %s = %016x, want %016x", k, got[k], m)
+		}
+	}
+	if !strings.Contains(r.Stdout, "Uid:\t1000\t1000\t1000\t1000") {
+		t.Errorf("process does not run as uid 1000:\n%s", r.Stdout)
+	}
+}
+
+// TestCapabilitiesEnforced: without CAP_CHOWN, chown fails; with it, works.
+func TestCapabilitiesEnforced(t *testing.T) {
+	for _, tc := range []struct {
+		caps []string
+		want string
+	}{{[]string{"CAP_KILL"}, "denied"}, {[]string{"CAP_CHOWN"}, "allowed"}} {
+		b := newBundle(t, "sh", "-c", "touch /tmp/f && chown 1234 /tmp/f 2>/dev/null && echo allowed || echo denied")
+		b.Spec.Root.Readonly = false
+		b.Spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: tc.caps, Effective: tc.caps, Permitted: tc.caps}
+		r := b.run(fmt.Sprintf("caps-%s", tc.want))
+		if strings.TrimSpace(r.Stdout) != tc.want {
+			t.Errorf("with %v: chown %q, want %q (stderr %s)", tc.caps, r.Stdout, tc.want, r.Stderr)
+		}
+	}
+}
