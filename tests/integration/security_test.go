@@ -8,6 +8,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/runtime/caps"
 )
 
 // TestNoHostBinaryReachable (CVE-2019-5736): a process in the container
@@ -24,6 +26,10 @@ func TestNoHostBinaryReachable(t *testing.T) {
 	}
 	b := newBundle(t, "sleep", "1000")
 	b.Spec.Root.Readonly = false
+	// The strongest attacker: root in the container with every
+	// capability (a --privileged container), able to open /proc/1/exe.
+	all := hostBoundingCaps(t)
+	b.Spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
 	b.write()
 	vr := func(args ...string) result {
 		saved := runcBin
@@ -134,4 +140,18 @@ func readFile(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+// hostBoundingCaps lists the capabilities this (root) test process may
+// grant: its bounding set, as Docker computes "all" for --privileged.
+func hostBoundingCaps(t *testing.T) []string {
+	t.Helper()
+	bnd := capLines(t, readFile(t, "/proc/self/status"))["CapBnd"]
+	var out []string
+	for i, n := range caps.Names() {
+		if bnd&(1<<uint(i)) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
 }
