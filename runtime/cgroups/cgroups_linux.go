@@ -322,6 +322,10 @@ func (m *Manager) Destroy() error {
 }
 
 func removeTree(dir string) error {
+	// Usually the group has no children and no tasks left: one rmdir.
+	if err := unix.Rmdir(dir); err == nil || err == unix.ENOENT {
+		return nil
+	}
 	var dirs []string
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
