@@ -77,6 +77,9 @@ func runInit(sock fdIO) error {
 	if typ != msgConfig {
 		return fmt.Errorf("unexpected message %q", typ)
 	}
+	if err := writeMsg(sock, msgRunning, nil); err != nil {
+		return err
+	}
 	var cfg initConfig
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		return fmt.Errorf("decode init config: %w", err)

@@ -20,6 +20,7 @@ const (
 	msgConfig   = 'C' // parent: the init configuration (JSON)
 	msgHooksRan = 'h'
 	msgCgroup   = 'G' // parent: the process is in its cgroup now
+	msgRunning  = 'M' // init: the Go runtime is up (its threads exist)
 )
 
 // fdIO does blocking reads and writes on a raw descriptor; the init process

@@ -236,9 +236,23 @@ started:
 	if err := writeMsg(parent, msgConfig, data); err != nil {
 		return nil, fmt.Errorf("send config to init: %w", err)
 	}
-	// Joining the cgroup is slow in the kernel: the init is already busy
-	// with its root filesystem meanwhile, and waits for msgCgroup only
-	// before it needs the cgroup.
+	// Joining a cgroup takes the kernel's cgroup_threadgroup_rwsem for
+	// writing, which waits for an RCU grace period (milliseconds) and
+	// meanwhile blocks every fork and thread creation of the process.
+	// So wait until init's Go runtime has started its threads, then
+	// join while init builds its root filesystem; init waits for
+	// msgCgroup only before it needs the cgroup.
+	typ, payload, err := readMsg(parent)
+	if err != nil {
+		return nil, fmt.Errorf("init exited before starting: %w", err)
+	}
+	switch typ {
+	case msgRunning:
+	case msgError:
+		return nil, errors.New(string(payload))
+	default:
+		return nil, fmt.Errorf("unexpected message %q from init", typ)
+	}
 	if req.cgroup != nil {
 		if err := req.cgroup.Add(sp.pid); err != nil {
 			return nil, err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -29,11 +28,21 @@ const (
 	fifoName  = "exec.fifo"
 )
 
-var validID = regexp.MustCompile(`^[A-Za-z0-9_+.-]+$`)
+// validID reports whether id uses only [A-Za-z0-9_+.-] (no regexp: every
+// berth-runc process would pay for compiling one at start-up).
+func validID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '+' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidateID checks a container id as runc does.
 func ValidateID(id string) error {
-	if id == "" || len(id) > 1024 || id == "." || id == ".." || !validID.MatchString(id) {
+	if id == "" || len(id) > 1024 || id == "." || id == ".." || !validID(id) {
 		return fmt.Errorf("%w %q: use 1 to 1024 of [A-Za-z0-9_+.-], not . or ..", ErrInvalidID, id)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -22,7 +23,7 @@ func Validate(s *specs.Spec, bundle string) (string, error) {
 	if s == nil {
 		return "", invalid("empty config")
 	}
-	if !ociVersion.MatchString(s.Version) {
+	if !ociVersion().MatchString(s.Version) {
 		return "", invalid("ociVersion %q: not a version of the runtime spec (1.x.y)", s.Version)
 	}
 	if s.Process == nil {
@@ -98,7 +99,11 @@ func Validate(s *specs.Spec, bundle string) (string, error) {
 	return rootfs, nil
 }
 
-var ociVersion = regexp.MustCompile(`^1\.[0-9]+\.[0-9]+(-[0-9A-Za-z.+-]+)?(\+[0-9A-Za-z.-]+)?$`)
+// ociVersion matches the spec versions berth-runc accepts: 1.MINOR.PATCH
+// with an optional pre-release and build suffix. Compiled on first use.
+var ociVersion = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^1\.[0-9]+\.[0-9]+(-[0-9A-Za-z.+-]+)?(\+[0-9A-Za-z.-]+)?$`)
+})
 
 func validateProcess(p *specs.Process) error {
 	if len(p.Args) == 0 && p.CommandLine == "" {
