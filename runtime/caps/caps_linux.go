@@ -128,9 +128,8 @@ func DropBounding(s Set) error {
 	return nil
 }
 
-// Apply sets the effective, permitted and inheritable sets, then the
-// ambient set (which the kernel allows only for capabilities that are
-// both permitted and inheritable).
+// Apply sets the effective, permitted and inheritable sets, then raises
+// the ambient capabilities that are also permitted and inheritable.
 func Apply(s Set) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
@@ -145,12 +144,18 @@ func Apply(s Set) error {
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
 	}
+	// The kernel allows an ambient capability only when it is also
+	// permitted and inheritable. Configs that list ambient capabilities
+	// without inheritable ones are common (`runc spec` writes one since
+	// CVE-2022-29162 emptied the inheritable set), and runc ignores what
+	// can't be raised: so do we, rather than fail such containers.
+	raisable := s.Ambient & s.Permitted & s.Inheritable
 	for n := 0; n <= Last(); n++ {
-		if s.Ambient&(1<<uint(n)) == 0 {
+		if raisable&(1<<uint(n)) == 0 {
 			continue
 		}
 		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(n), 0, 0); err != nil {
-			return fmt.Errorf("raise ambient %s (it must be permitted and inheritable): %w", nameOf(n), err)
+			return fmt.Errorf("raise ambient %s: %w", nameOf(n), err)
 		}
 	}
 	return nil

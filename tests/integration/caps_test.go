@@ -108,3 +108,19 @@ func TestCapabilitiesEnforced(t *testing.T) {
 		}
 	}
 }
+
+// TestAmbientWithoutInheritable: `runc spec` lists ambient capabilities but
+// no inheritable ones; such a container runs (as with runc), with an empty
+// ambient set, since the kernel can't raise those.
+func TestAmbientWithoutInheritable(t *testing.T) {
+	b := newBundle(t, "cat", "/proc/self/status")
+	k := []string{"CAP_KILL"}
+	b.Spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: k, Effective: k, Permitted: k, Ambient: k}
+	r := b.run("amb-noinh")
+	if r.Code != 0 {
+		t.Fatalf("run: %d %s", r.Code, r.Stderr)
+	}
+	if got := capLines(t, r.Stdout); got["CapAmb"] != 0 || got["CapInh"] != 0 || got["CapPrm"] != mask(t, k...) {
+		t.Errorf("caps %v", got)
+	}
+}
