@@ -364,7 +364,7 @@ func (c *Container) Delete(force bool) error {
 	defer unlock()
 	status := c.Status()
 	switch status {
-	case StatusRunning, StatusPaused:
+	case StatusRunning, StatusPaused, StatusCreating:
 		if !force {
 			return fmt.Errorf("container %s is %s: %w (stop it first or use --force)", c.st.ID, status, ErrRunning)
 		}

@@ -28,6 +28,9 @@ func execCmd() *cobra.Command {
 		Short: "execute new process inside the container",
 		Args:  requireArgs(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cgroup != "" {
+				return fmt.Errorf("--cgroup %q: running exec in a sub-cgroup is not supported yet", cgroup)
+			}
 			c, err := runtime.Load(g.root, args[0])
 			if err != nil {
 				return err
