@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-project/berth/runtime/cgroups"
 	"github.com/berth-project/berth/runtime/hooks"
+	"github.com/berth-project/berth/runtime/seccomp"
 )
 
 // CreateOpts are the options of Create.
@@ -54,6 +55,10 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 	spec := o.Spec
 	tracef("create: start")
 	rootfsPath, err := Validate(spec, o.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	filter, err := compileSeccomp(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +136,7 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 		CgroupPaths: cg.Paths(), PreserveFds: o.PreserveFds,
 		State:     specs.State{Version: specs.Version, ID: id, Status: specs.StateCreating, Bundle: o.Bundle, Annotations: spec.Annotations},
 		ConsoleFd: -1,
+		Seccomp:   filter,
 	}
 	if spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0) { //nolint:staticcheck // prestart is deprecated, still honoured
 		cfg.RuntimeHooks = true
@@ -213,6 +219,19 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 	}
 	tracef("create: done")
 	return c, nil
+}
+
+// compileSeccomp compiles the config's seccomp filter in the runtime, so
+// that the container's init only has to load it.
+func compileSeccomp(spec *specs.Spec) ([]byte, error) {
+	if spec.Linux == nil || spec.Linux.Seccomp == nil {
+		return nil, nil
+	}
+	prog, err := seccomp.Compile(spec.Linux.Seccomp)
+	if err != nil {
+		return nil, fmt.Errorf("%w: linux.seccomp: %v", ErrInvalidConfig, err)
+	}
+	return prog.MarshalBinary()
 }
 
 // reapError turns an init that died into an error with its exit status.
@@ -447,8 +466,12 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	if err := validateProcess(o.Process); err != nil {
 		return 0, err
 	}
+	filter, err := compileSeccomp(c.st.Spec)
+	if err != nil {
+		return 0, err
+	}
 	cfg := &initConfig{
-		Exec: true, ID: c.st.ID, Process: o.Process, PreserveFds: o.PreserveFds, ConsoleFd: -1,
+		Exec: true, ID: c.st.ID, Process: o.Process, PreserveFds: o.PreserveFds, ConsoleFd: -1, Seccomp: filter,
 	}
 	req := &spawnRequest{stdio: stdio(o.Stdio), config: cfg, forceFork: true}
 	if len(c.st.CgroupPaths) > 0 {

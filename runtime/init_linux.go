@@ -19,6 +19,7 @@ import (
 	"github.com/berth-project/berth/runtime/console"
 	"github.com/berth-project/berth/runtime/hooks"
 	"github.com/berth-project/berth/runtime/rootfs"
+	"github.com/berth-project/berth/runtime/seccomp"
 )
 
 // initConfig is what the parent sends the init process once it is in its
@@ -43,6 +44,7 @@ type initConfig struct {
 	ConsoleFd    int               `json:"console_fd"` // -1: no console socket
 	PreserveFds  int               `json:"preserve_fds"`
 	Trace        bool              `json:"trace,omitempty"`
+	Seccomp      []byte            `json:"seccomp,omitempty"` // compiled by the parent (seccomp.Program)
 }
 
 // IsInit reports whether this process was spawned as a container init; the
@@ -294,7 +296,7 @@ func createInit(cfg *initConfig, sock fdIO) error {
 			os.Exit(1)
 		}
 	}
-	if err := finishProcess(cfg.Process); err != nil {
+	if err := finishProcess(cfg.Process, cfg.Seccomp); err != nil {
 		fmt.Fprintln(os.Stderr, "berth-runc:", err)
 		os.Exit(127)
 	}
@@ -314,7 +316,7 @@ func execProcess(cfg *initConfig, sock fdIO) error {
 		return err
 	}
 	// The socket closes on exec: EOF tells the parent the exec happened.
-	return finishProcess(cfg.Process)
+	return finishProcess(cfg.Process, cfg.Seccomp)
 }
 
 // setupProcess applies what must happen before the ready report: rlimits,
@@ -356,7 +358,7 @@ func setupProcess(cfg *initConfig) error {
 }
 
 // finishProcess sets identity, confinement and cwd, then execs the program.
-func finishProcess(p *specs.Process) error {
+func finishProcess(p *specs.Process, filter []byte) error {
 	if len(p.Args) == 0 {
 		return errors.New("process.args must not be empty")
 	}
@@ -377,7 +379,7 @@ func finishProcess(p *specs.Process) error {
 			return fmt.Errorf("process.cwd %s is outside the container's root", p.Cwd)
 		}
 	}
-	if err := confine(p); err != nil {
+	if err := confine(p, filter); err != nil {
 		return err
 	}
 	if p.User.Umask != nil {
@@ -396,10 +398,25 @@ func finishProcess(p *specs.Process) error {
 // change, shrink the bounding set while we still may, change ids, then
 // set the capability sets and the ambient set; no_new_privs and the LSM
 // exec labels last. All of it acts on this thread, which then execs.
-func confine(p *specs.Process) error {
+func confine(p *specs.Process, filter []byte) error {
 	set, skipped, err := caps.FromSpec(p.Capabilities)
 	if err != nil {
 		return err
+	}
+	var prog *seccomp.Program
+	if len(filter) > 0 {
+		prog = new(seccomp.Program)
+		if err := prog.UnmarshalBinary(filter); err != nil {
+			return fmt.Errorf("linux.seccomp: %w", err)
+		}
+		// Without no_new_privs, installing a filter needs CAP_SYS_ADMIN:
+		// do it while we still have it. Otherwise as late as possible.
+		if !p.NoNewPrivileges {
+			if err := prog.Load(); err != nil {
+				return fmt.Errorf("linux.seccomp: %w", err)
+			}
+			prog = nil
+		}
 	}
 	for _, name := range skipped {
 		fmt.Fprintf(os.Stderr, "berth-runc: warning: the kernel does not know %s; not granted\n", name)
@@ -426,6 +443,11 @@ func confine(p *specs.Process) error {
 	if p.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("process.noNewPrivileges: %w", err)
+		}
+	}
+	if prog != nil {
+		if err := prog.Load(); err != nil {
+			return fmt.Errorf("linux.seccomp: %w", err)
 		}
 	}
 	if p.ApparmorProfile != "" {

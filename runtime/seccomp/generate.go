@@ -1,0 +1,3 @@
+package seccomp
+
+//go:generate go run mksyscalls.go -o zsyscalls_linux.go
