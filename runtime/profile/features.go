@@ -7,6 +7,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
+
+	"github.com/berth-project/berth/runtime/seccomp"
 )
 
 // VersionAnnotation is the features annotation carrying berth-runc's version.
@@ -130,7 +132,7 @@ func Features(version string) *features.Features {
 				Systemd:     boolp(false),
 				SystemdUser: boolp(false),
 			},
-			Seccomp:  &features.Seccomp{Enabled: boolp(false)},
+			Seccomp:  seccomp.Features(),
 			Apparmor: &features.Apparmor{Enabled: boolp(false)},
 			Selinux:  &features.Selinux{Enabled: boolp(false)},
 			IntelRdt: &features.IntelRdt{Enabled: boolp(false)},

@@ -62,7 +62,7 @@ func TestFeaturesJSON(t *testing.T) {
 	}
 	wantBools := map[string]bool{
 		"cgroup.v1": true, "cgroup.v2": true, "cgroup.systemd": false, "cgroup.systemdUser": false,
-		"seccomp.enabled": false, "apparmor.enabled": false, "selinux.enabled": false,
+		"seccomp.enabled": true, "apparmor.enabled": false, "selinux.enabled": false,
 		"intelRdt.enabled": false, "mountExtensions.idmap.enabled": false,
 	}
 	for path, want := range wantBools {

@@ -2,15 +2,18 @@
 // default OCI spec that `berth-runc spec` writes (and its rootless variant),
 // and the runtime-spec features document that `berth-runc features` prints.
 //
-// The default spec has the shape and content of current `runc spec`, so
-// bundles and scripts written for runc work unchanged; the differences are
-// the hostname ("berth"), and a cgroup namespace on every host (runc adds it
-// only on cgroup v2 hosts, so its output depends on where it runs; berth's
-// does not).
+// The default spec has the shape of `runc spec`, so bundles and scripts
+// written for runc work unchanged, and the confinement of Docker's default
+// container, which is at least as tight as runc's: Docker's 14
+// capabilities (none inheritable, none ambient), its masked and read-only
+// paths, a device cgroup that denies everything but the standard devices,
+// a read-only /sys, and Docker's default seccomp profile (for those
+// capabilities). Other differences from runc: the hostname ("berth"), and a
+// cgroup namespace on every host (runc adds it only on cgroup v2 hosts).
 //
-// Everything here is plain data built from runtime-spec types; the package
-// touches the host only to read the kernel's last capability number. It is a
-// leaf and must never import other berth packages.
+// Everything here is plain data built from runtime-spec types and the
+// seccomp package's profile; the package touches the host only to read the
+// kernel's last capability number. It imports only runtime/seccomp.
 package profile
 
 import (
@@ -18,13 +21,42 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/runtime/seccomp"
 )
 
 // Hostname is the hostname of the default spec.
 const Hostname = "berth"
 
-// defaultCaps are the capabilities a default container keeps (runc's).
-var defaultCaps = []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
+// defaultCaps are the capabilities a default container keeps: Docker's 14.
+var defaultCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+	"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+// allowedDevices are the devices a default container may use (after a
+// deny-all rule), as Docker allows them: mknod of any device node, and
+// the standard character devices and ptys.
+func allowedDevices() []specs.LinuxDeviceCgroup {
+	c := func(major, minor int64, access string) specs.LinuxDeviceCgroup {
+		d := specs.LinuxDeviceCgroup{Allow: true, Type: "c", Access: access}
+		if major >= 0 {
+			d.Major = &major
+		}
+		if minor >= 0 {
+			d.Minor = &minor
+		}
+		return d
+	}
+	anyMknodBlock := specs.LinuxDeviceCgroup{Allow: true, Type: "b", Access: "m"}
+	return []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		c(-1, -1, "m"), anyMknodBlock,
+		c(1, 3, "rwm"), c(1, 5, "rwm"), c(1, 7, "rwm"), c(1, 8, "rwm"), c(1, 9, "rwm"),
+		c(5, 0, "rwm"), c(5, 1, "rwm"), c(5, 2, "rwm"), c(136, -1, "rwm"),
+	}
+}
 
 // Default returns the spec that `berth-runc spec` writes: the same shape and
 // content as `runc spec`, with hostname "berth". Each call returns a new
@@ -101,10 +133,9 @@ func Default() *specs.Spec {
 		},
 		Linux: &specs.Linux{
 			Resources: &specs.LinuxResources{
-				Devices: []specs.LinuxDeviceCgroup{
-					{Allow: false, Access: "rwm"},
-				},
+				Devices: allowedDevices(),
 			},
+			Seccomp: seccomp.DefaultProfileFor(defaultCaps),
 			Namespaces: []specs.LinuxNamespace{
 				{Type: specs.PIDNamespace},
 				{Type: specs.NetworkNamespace},
@@ -125,6 +156,7 @@ func Default() *specs.Spec {
 				"/sys/firmware",
 				"/proc/scsi",
 				"/sys/devices/virtual/tpm",
+				"/sys/devices/virtual/powercap",
 			},
 			ReadonlyPaths: []string{
 				"/proc/bus",

@@ -8,18 +8,24 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/runtime/seccomp"
 )
 
-// testdata/default.json is what current runc's `runc spec` writes on a
-// cgroup v2 host, with the documented differences applied: hostname "berth"
-// and ociVersion 1.3.0. (Compared with runc 1.1.5's output, it also lacks the
-// ambient set and masks /sys/devices/virtual/tpm, as newer runc does.)
+// testdata/default.json is the default spec without its seccomp profile
+// (checked separately below): `runc spec`'s shape with Docker's
+// confinement, hostname "berth" and ociVersion 1.3.0.
 func TestDefaultMatchesGolden(t *testing.T) {
 	golden, err := os.ReadFile("testdata/default.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := json.Marshal(Default())
+	d := Default()
+	if d.Linux.Seccomp == nil || !reflect.DeepEqual(d.Linux.Seccomp, seccomp.DefaultProfileFor(defaultCaps)) {
+		t.Fatalf("Default() does not carry Docker's seccomp profile for its capabilities")
+	}
+	d.Linux.Seccomp = nil
+	got, err := json.Marshal(d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,10 +70,14 @@ func TestDefaultRoundTrip(t *testing.T) {
 	if !slices.Contains(p.Env, "TERM=xterm") || !slices.Contains(p.Env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") {
 		t.Errorf("env %q lacks PATH or TERM", p.Env)
 	}
-	caps := []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
+	// Docker's 14 default capabilities, none inheritable (CVE-2022-29162).
+	caps := seccomp.DockerDefaultCapabilities
 	c := p.Capabilities
-	if !slices.Equal(c.Bounding, caps) || !slices.Equal(c.Effective, caps) || !slices.Equal(c.Permitted, caps) || c.Ambient != nil || c.Inheritable != nil {
-		t.Errorf("capabilities %+v, want %v in bounding, effective and permitted only", c, caps)
+	if len(c.Bounding) != 14 || !sameSet(c.Bounding, caps) || !sameSet(c.Effective, caps) || !sameSet(c.Permitted, caps) || c.Ambient != nil || c.Inheritable != nil {
+		t.Errorf("capabilities %+v, want Docker's 14 %v in bounding, effective and permitted only", c, caps)
+	}
+	if s.Linux.Seccomp == nil || s.Linux.Seccomp.DefaultAction != specs.ActErrno {
+		t.Errorf("no default seccomp profile denying by default: %+v", s.Linux.Seccomp)
 	}
 	if len(p.Rlimits) != 1 || p.Rlimits[0] != (specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024}) {
 		t.Errorf("rlimits %+v, want RLIMIT_NOFILE 1024/1024", p.Rlimits)
@@ -95,10 +105,26 @@ func TestDefaultRoundTrip(t *testing.T) {
 		t.Error("the default spec has id mappings")
 	}
 	devs := s.Linux.Resources.Devices
-	if len(devs) != 1 || devs[0].Allow || devs[0].Access != "rwm" || devs[0].Type != "" {
-		t.Errorf("device rules %+v, want deny all rwm", devs)
+	if len(devs) < 2 || devs[0].Allow || devs[0].Access != "rwm" || devs[0].Type != "" {
+		t.Errorf("device rules %+v, want deny all rwm first", devs)
 	}
-	for _, p := range []string{"/proc/kcore", "/proc/keys", "/sys/firmware"} {
+	allowed := map[[2]int64]bool{}
+	for _, d := range devs[1:] {
+		if !d.Allow {
+			t.Errorf("a deny rule after the first: %+v", d)
+		}
+		if d.Major != nil && d.Minor != nil && d.Type == "c" && d.Access == "rwm" {
+			allowed[[2]int64{*d.Major, *d.Minor}] = true
+		}
+	}
+	for _, d := range [][2]int64{{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 2}} {
+		if !allowed[d] {
+			t.Errorf("device c %d:%d not allowed", d[0], d[1])
+		}
+	}
+	// Docker's masked paths.
+	for _, p := range []string{"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"} {
 		if !slices.Contains(s.Linux.MaskedPaths, p) {
 			t.Errorf("maskedPaths lack %s", p)
 		}
@@ -114,7 +140,7 @@ func TestDefaultReturnsIndependentSpecs(t *testing.T) {
 	a.Mounts[2].Options[0] = "changed"
 	a.Linux.Namespaces[0].Type = "user"
 	b := Default()
-	if b.Process.Capabilities.Bounding[0] != "CAP_AUDIT_WRITE" || b.Process.Capabilities.Effective[0] != "CAP_AUDIT_WRITE" ||
+	if b.Process.Capabilities.Bounding[0] != "CAP_CHOWN" || b.Process.Capabilities.Effective[0] != "CAP_CHOWN" ||
 		b.Mounts[2].Options[0] != "nosuid" || b.Linux.Namespaces[0].Type != "pid" {
 		t.Fatal("changing one default spec changed another")
 	}
@@ -180,4 +206,16 @@ func nsTypes(s *specs.Spec) []specs.LinuxNamespaceType {
 		types = append(types, ns.Type)
 	}
 	return types
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
 }

@@ -64,6 +64,7 @@ func TestSeccompBadProfile(t *testing.T) {
 // filter can mount, so TestSeccompDefaultProfile measures the filter.
 func TestSeccompDefaultProfileControl(t *testing.T) {
 	b := newBundle(t, "sh", "-c", "mount -t tmpfs none /tmp && echo MOUNTED")
+	b.Spec.Linux.Seccomp = nil
 	all := hostBoundingCaps(t)
 	b.Spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
 	if r := b.run("seccomp-control"); !strings.Contains(r.Stdout, "MOUNTED") {
