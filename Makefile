@@ -10,7 +10,7 @@ export CGO_ENABLED := 1
 # config.json (paid by every berth-runc process) is about twice as fast.
 export GOEXPERIMENT := jsonv2
 
-.PHONY: all build test test-unit test-integration test-interop test-conformance bench demo deps clean fmt vet
+.PHONY: all build test test-fuzz test-interop test-conformance bench demo deps clean fmt vet
 
 all: build
 
@@ -28,6 +28,11 @@ vet:
 
 test: deps build vet
 	BERTH_RUNC=$(BIN)/berth-runc $(GO) test -tags '$(TAGS)' -count=1 -timeout 20m ./...
+
+# A short run of each fuzz target (the corpora in testdata/ grow with every crash found).
+test-fuzz:
+	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz FuzzApply -fuzztime=20s -fuzzminimizetime=50x ./storage/archive/
+	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz FuzzCompile -fuzztime=20s -fuzzminimizetime=50x ./runtime/seccomp/
 
 test-interop: deps build
 	BERTH_RUNC=$(BIN)/berth-runc tests/interop/run.sh
