@@ -112,6 +112,9 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 	if err := cg.Create(); err != nil {
 		return nil, err
 	}
+	if err := applyResources(cg, spec); err != nil {
+		return nil, err
+	}
 	tracef("create: cgroup dirs made")
 
 	fifoPath := filepath.Join(dir, fifoName)

@@ -136,7 +136,7 @@ func newRoot() *cobra.Command {
 	f.StringVar(&g.rootless, "rootless", "auto", "ignore cgroup permission errors ('true', 'false', or 'auto')")
 	f.StringVar(&g.criu, "criu", "criu", "path to the criu binary (checkpoint/restore is not supported)")
 	cmd.AddCommand(createCmd(), startCmd(), runCmd(), stateCmd(), killCmd(), deleteCmd(), listCmd(),
-		execCmd(), psCmd(), specCmd(), featuresCmd(), pauseCmd(), resumeCmd())
+		execCmd(), psCmd(), specCmd(), featuresCmd(), pauseCmd(), resumeCmd(), updateCmd(), eventsCmd())
 	return cmd
 }
 

@@ -1,10 +1,20 @@
-// Package cgroups places container processes into control groups and removes
-// those groups again, on cgroup v1, v2 and hybrid hosts (detected at run
-// time).
+// Package cgroups owns a container's control groups on cgroup v1, v2 and
+// hybrid hosts (detected at run time): placement (New, Create, Add, Pids),
+// resource limits (Set: every resource of the OCI runtime spec, with runc's
+// v1 to v2 conversions), statistics (Stats), OOM accounting and notification
+// (OOMKillCount, NotifyOOM) and removal (Destroy).
 //
-// It owns only placement, listing and removal; resource limits, freezing
-// and statistics plug in here (Manager grows Set, Freeze and Stats). It
-// imports nothing from berth.
+// On a hybrid host the container uses the v1 hierarchies only, as runc does;
+// v2-only settings (the unified map) are refused there. The v2 code paths
+// take the hierarchy's mount point as a parameter (NewUnified), so they can
+// be exercised against any cgroup2 mount.
+//
+// v2 device rules are an eBPF program that this package generates and loads
+// itself (bpf.go, ebpf_linux.go): the program is a few dozen instructions,
+// and generating it directly keeps a general eBPF library (and its start-up
+// and size cost) out of the static runtime binary.
+//
+// It imports nothing from berth.
 package cgroups
 
 import (
@@ -57,7 +67,14 @@ func Detect() Mode {
 // one directory on v2. The key "" is the v2 directory.
 type Manager struct {
 	paths map[string]string
+	// root2 is the mount point of the v2 hierarchy holding paths[""]
+	// ("" until needed: it is found by walking up from the directory).
+	root2 string
 }
+
+// Warn receives notes about settings that were ignored (kernel memory on
+// v2, ...). The runtime points it at its log.
+var Warn = func(format string, a ...any) {}
 
 // hierarchies returns the v1 hierarchies mounted on this host (key: the
 // mount's directory name under /sys/fs/cgroup, e.g. "cpu,cpuacct" is
@@ -135,6 +152,9 @@ func New(cgroupsPath string) (*Manager, error) {
 		}
 	}
 	m := &Manager{paths: map[string]string{}}
+	if mode == Unified {
+		m.root2 = Root
+	}
 	for name, dir := range hier {
 		p := cgroupsPath
 		if own != nil {
@@ -158,9 +178,87 @@ func New(cgroupsPath string) (*Manager, error) {
 	return m, nil
 }
 
+// NewUnified resolves cgroupsPath in the cgroup v2 hierarchy mounted at
+// root, whatever the host's layout: an absolute path is taken from root, a
+// relative one from the caller's own v2 cgroup.
+func NewUnified(root, cgroupsPath string) (*Manager, error) {
+	if strings.Contains(cgroupsPath, "..") {
+		for _, el := range strings.Split(cgroupsPath, "/") {
+			if el == ".." {
+				return nil, fmt.Errorf("cgroupsPath %q: must not contain ..", cgroupsPath)
+			}
+		}
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(root, &st); err != nil {
+		return nil, fmt.Errorf("cgroup2 root %s: %w", root, err)
+	}
+	if st.Type != unix.CGROUP2_SUPER_MAGIC {
+		return nil, fmt.Errorf("%s is not a cgroup2 mount", root)
+	}
+	p := filepath.Join("/", cgroupsPath)
+	if !filepath.IsAbs(cgroupsPath) {
+		own, err := ownCgroups()
+		if err != nil {
+			return nil, fmt.Errorf("read own cgroup: %w", err)
+		}
+		p = filepath.Join("/", own[""], cgroupsPath)
+	}
+	return &Manager{paths: map[string]string{"": filepath.Join(root, p)}, root2: root}, nil
+}
+
 // Load returns a manager for paths saved earlier with Paths.
 func Load(paths map[string]string) *Manager {
 	return &Manager{paths: paths}
+}
+
+// Unified reports whether the manager works on a cgroup v2 directory.
+func (m *Manager) Unified() bool {
+	_, ok := m.paths[""]
+	return ok
+}
+
+// v1 returns the directory of the v1 hierarchy that holds controller
+// (hierarchies are keyed by their mount's directory name, e.g. "cpu,cpuacct").
+func (m *Manager) v1(controller string) (string, bool) {
+	if d, ok := m.paths[controller]; ok {
+		return d, true
+	}
+	for k, d := range m.paths {
+		for _, c := range strings.Split(k, ",") {
+			if c == controller {
+				return d, true
+			}
+		}
+	}
+	return "", false
+}
+
+// v2Root returns the mount point of the v2 hierarchy holding dir: the
+// highest ancestor on the same cgroup2 file system.
+func (m *Manager) v2Root() string {
+	if m.root2 != "" {
+		return m.root2
+	}
+	dir := m.paths[""]
+	var st unix.Stat_t
+	// Start from the first ancestor that exists.
+	for unix.Stat(dir, &st) != nil && dir != "/" {
+		dir = filepath.Dir(dir)
+	}
+	dev := st.Dev
+	for dir != "/" {
+		parent := filepath.Dir(dir)
+		var fs unix.Statfs_t
+		var pst unix.Stat_t
+		if unix.Statfs(parent, &fs) != nil || fs.Type != unix.CGROUP2_SUPER_MAGIC ||
+			unix.Stat(parent, &pst) != nil || pst.Dev != dev {
+			break
+		}
+		dir = parent
+	}
+	m.root2 = dir
+	return dir
 }
 
 // Paths returns the cgroup directories, keyed by hierarchy ("" on v2).
@@ -174,9 +272,17 @@ func (m *Manager) Apply(pid int) error {
 	return m.Add(pid)
 }
 
-// Create makes the cgroup directories (and fills an empty v1 cpuset).
+// Create makes the cgroup directories (and fills an empty v1 cpuset). On v2
+// it enables, in each ancestor's cgroup.subtree_control, the controllers
+// that ancestor offers, so that the container's group has their files.
 func (m *Manager) Create() error {
 	for name, dir := range m.paths {
+		if name == "" {
+			if err := createV2(m.v2Root(), dir); err != nil {
+				return err
+			}
+			continue
+		}
 		err := os.MkdirAll(dir, 0o755)
 		if errors.Is(err, os.ErrNotExist) {
 			// A parent removed by a concurrent delete: once more.
@@ -357,4 +463,62 @@ func removeTree(dir string) error {
 		}
 	}
 	return nil
+}
+
+// createV2 makes dir under the cgroup2 mount root, one level at a time,
+// enabling in every ancestor the controllers it offers.
+func createV2(root, dir string) error {
+	rel, err := filepath.Rel(root, dir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("cgroup %s is not under the cgroup2 mount %s", dir, root)
+	}
+	if rel == "." {
+		return nil
+	}
+	cur := root
+	for _, el := range strings.Split(rel, "/") {
+		enableControllers(cur)
+		cur = filepath.Join(cur, el)
+		err := os.Mkdir(cur, 0o755)
+		if errors.Is(err, os.ErrNotExist) {
+			// A parent removed by a concurrent delete: make it again.
+			return createV2(root, dir)
+		}
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create cgroup %s: %w", cur, err)
+		}
+	}
+	return nil
+}
+
+// enableControllers turns on, for dir's children, every controller dir
+// offers. Failures are left for Set to report: a controller that could not
+// be enabled (dir has processes of its own, or is threaded) shows as a
+// missing file when a limit needs it.
+func enableControllers(dir string) {
+	avail, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	if err != nil {
+		return
+	}
+	on, _ := os.ReadFile(filepath.Join(dir, "cgroup.subtree_control"))
+	enabled := map[string]bool{}
+	for _, c := range strings.Fields(string(on)) {
+		enabled[c] = true
+	}
+	var missing []string
+	for _, c := range strings.Fields(string(avail)) {
+		if !enabled[c] {
+			missing = append(missing, "+"+c)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	file := filepath.Join(dir, "cgroup.subtree_control")
+	if os.WriteFile(file, []byte(strings.Join(missing, " ")), 0) == nil {
+		return
+	}
+	for _, c := range missing {
+		os.WriteFile(file, []byte(c), 0)
+	}
 }
