@@ -58,9 +58,22 @@ func TestListKillPs(t *testing.T) {
 	if err := json.Unmarshal([]byte(b.mustRunc("list", "--format", "json")), &l); err != nil || len(l) != 1 || l[0]["id"] != "lk" {
 		t.Errorf("list json: %v %v", l, err)
 	}
+	// start returns once the program is released; it may still be
+	// on its way to exec: wait for the shell and its sleep.
 	var pids []int
-	if err := json.Unmarshal([]byte(b.mustRunc("ps", "--format", "json", "lk")), &pids); err != nil || len(pids) != 2 {
-		t.Errorf("ps json: %v %v", pids, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		pids = nil
+		if err := json.Unmarshal([]byte(b.mustRunc("ps", "--format", "json", "lk")), &pids); err != nil {
+			t.Fatalf("ps json: %v", err)
+		}
+		if len(pids) == 2 && strings.Contains(b.mustRunc("ps", "lk"), "sleep 1000") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(pids) != 2 {
+		t.Errorf("ps json: %v, want the shell and its sleep", pids)
 	}
 	if out := b.mustRunc("ps", "lk"); !strings.Contains(out, "PID") || !strings.Contains(out, "sleep 1000") {
 		t.Errorf("ps table: %q", out)

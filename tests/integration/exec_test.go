@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -15,6 +17,17 @@ func startSleeper(t *testing.T, id string, mutate func(*bundle)) *bundle {
 	}
 	b.create(id)
 	b.mustRunc("start", id)
+	// start returns once the program is released; wait until the init
+	// has exec'd it, as a caller would before inspecting the container.
+	pid := b.state(id).Pid
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		cmd, err := os.ReadFile("/proc/" + itoa(pid) + "/cmdline")
+		if err != nil || !strings.HasPrefix(string(cmd), "berth-runc") {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	return b
 }
 
