@@ -193,8 +193,8 @@ func TestUpdate(t *testing.T) {
 		memFile, cpuFile, cpuWant = "memory.max", "cpu.weight", "20"
 	}
 	for file, want := range map[string]string{
-		cgroupFile(t, pid, "memory", memFile):   memWant,
-		cgroupFile(t, pid, "cpu", cpuFile):      cpuWant,
+		cgroupFile(t, pid, "memory", memFile):  memWant,
+		cgroupFile(t, pid, "cpu", cpuFile):     cpuWant,
 		cgroupFile(t, pid, "pids", "pids.max"): "20",
 	} {
 		if got := strings.TrimSpace(readFile(t, file)); got != want {
