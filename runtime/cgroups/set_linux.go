@@ -443,7 +443,7 @@ func (m *Manager) setBlkioV1(r *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
-	if b.Weight != nil {
+	if b.Weight != nil && *b.Weight != 0 { // 0 means unset (dockerd sends it), as runc reads it
 		// CFQ's blkio.weight is gone from kernels since 5.0; BFQ has
 		// the same scale.
 		f := firstFile(dir, "blkio.weight", "blkio.bfq.weight")
@@ -454,7 +454,7 @@ func (m *Manager) setBlkioV1(r *specs.LinuxResources) error {
 			return err
 		}
 	}
-	if b.LeafWeight != nil {
+	if b.LeafWeight != nil && *b.LeafWeight != 0 {
 		if exists(dir, "blkio.leaf_weight") {
 			if err := writeFile("linux.resources.blockIO.leafWeight", dir, "blkio.leaf_weight", strconv.FormatUint(uint64(*b.LeafWeight), 10)); err != nil {
 				return err
@@ -782,7 +782,7 @@ func setIOV2(dir string, r *specs.LinuxResources) error {
 	// BFQ keeps blkio's 1..1000 scale in io.bfq.weight; io.weight
 	// (io.cost) has 1..10000.
 	bfq := exists(dir, "io.bfq.weight")
-	if b.Weight != nil {
+	if b.Weight != nil && *b.Weight != 0 { // 0 means unset (dockerd sends it), as runc reads it
 		var err error
 		if bfq {
 			err = writeFile("linux.resources.blockIO.weight", dir, "io.bfq.weight", strconv.FormatUint(uint64(*b.Weight), 10))
@@ -793,7 +793,7 @@ func setIOV2(dir string, r *specs.LinuxResources) error {
 			return err
 		}
 	}
-	if b.LeafWeight != nil {
+	if b.LeafWeight != nil && *b.LeafWeight != 0 {
 		Warn("linux.resources.blockIO.leafWeight is ignored: cgroup v2 has no leaf weight")
 	}
 	for i, d := range b.WeightDevice {

@@ -626,3 +626,13 @@ func TestOOMWithoutMemoryController(t *testing.T) {
 		t.Errorf("OOMKillCount without memory: %v", err)
 	}
 }
+
+// TestBlkioWeightZeroIsUnset: dockerd sends blockIO.weight 0 for "not
+// set"; it must not be written (the kernel refuses 0).
+func TestBlkioWeightZeroIsUnset(t *testing.T) {
+	m := newGroup(t)
+	zero := uint16(0)
+	if err := m.Set(&specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{Weight: &zero, LeafWeight: &zero}}); err != nil {
+		t.Fatalf("weight 0 (unset) refused: %v", err)
+	}
+}
