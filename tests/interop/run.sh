@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Interop test: real callers drive berth-runc in runc's place.
 #
-#   dockerd + containerd-shim-runc-v2   (docker run/exec/top/pause/stop/rm --runtime berth)
+#   dockerd + containerd-shim-runc-v2   (docker run/exec/top/update/pause/stop/rm --runtime berth)
 #   podman + conmon                     (podman --runtime $BERTH_RUNC run/exec/stop/rm)
 #   containerd's ctr                    (ctr run --runc-binary $BERTH_RUNC, ctr task exec/kill)
 #
@@ -544,8 +544,8 @@ section_docker() {
 	expect_out "docker exec exit status" $'3\n' 60 exit_status "$docker" exec "$name" sh -c 'exit 3'
 	must "docker top (runtime ps)" 30 "$docker" top "$name" &&
 		{ grep -q 'sleep 100' "$work/tmp/last" || fail_step "docker top does not list 'sleep 100': $(last)"; }
-	# `docker update` (runtime `update --resources -`) comes with the
-	# resources issue, which adds its check back here.
+	must "docker update --pids-limit (runtime update)" 30 "$docker" update --pids-limit 321 "$name" &&
+		expect_out "pids.max of the container's cgroup" $'321\n' 10 cat "/sys/fs/cgroup/pids/$cg/docker/$full/pids.max"
 	must "docker pause (runtime pause)" 30 "$docker" pause "$name" &&
 		expect_out "docker inspect: paused" $'paused\n' 30 "$docker" inspect -f '{{.State.Status}}' "$name" &&
 		must "docker unpause (runtime resume)" 30 "$docker" unpause "$name"
