@@ -88,6 +88,11 @@ func Validate(s *specs.Spec, bundle string) (string, error) {
 			return "", invalid("linux.timeOffsets: unknown clock %q", clock)
 		}
 	}
+	for key := range s.Linux.Sysctl {
+		if err := validateSysctl(s, key); err != nil {
+			return "", err
+		}
+	}
 	if s.Linux.MountLabel != "" && !lsmEnabled("selinux") {
 		return "", invalid("linux.mountLabel %q: SELinux is not enabled on this host", s.Linux.MountLabel)
 	}
@@ -141,6 +146,30 @@ func validateProcess(p *specs.Process) error {
 		if rl.Soft > rl.Hard {
 			return invalid("process.rlimits[%d] %s: soft limit above hard limit", i, rl.Type)
 		}
+	}
+	return nil
+}
+
+// validateSysctl allows only sysctls that belong to a namespace the
+// container has its own of: IPC (kernel.msg*, kernel.sem, kernel.shm*,
+// fs.mqueue.*), network (net.*) and UTS (kernel.hostname,
+// kernel.domainname). Anything else would change the host.
+func validateSysctl(s *specs.Spec, key string) error {
+	k := strings.ReplaceAll(key, "/", ".")
+	var ns specs.LinuxNamespaceType
+	switch {
+	case strings.HasPrefix(k, "kernel.msg"), k == "kernel.sem", strings.HasPrefix(k, "kernel.shm"), strings.HasPrefix(k, "fs.mqueue."):
+		ns = specs.IPCNamespace
+	case strings.HasPrefix(k, "net."):
+		ns = specs.NetworkNamespace
+	case k == "kernel.hostname", k == "kernel.domainname":
+		ns = specs.UTSNamespace
+	default:
+		return invalid("linux.sysctl %q: not a namespaced sysctl; setting it would change the host", key)
+	}
+	// A namespace of its own: new, or joined by path (another container's).
+	if !hasNS(s, ns) {
+		return invalid("linux.sysctl %q: needs the container's own %s namespace", key, ns)
 	}
 	return nil
 }

@@ -98,3 +98,26 @@ func TestValidateReturnsResolvedRootfs(t *testing.T) {
 		t.Errorf("rootfs = %s, want %s", got, want)
 	}
 }
+
+func TestValidateSysctl(t *testing.T) {
+	s, bundle := goodSpec(t)
+	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace}, specs.LinuxNamespace{Type: specs.IPCNamespace})
+	for _, ok := range []string{"net.ipv4.ip_forward", "kernel.shmmax", "fs.mqueue.msg_max", "kernel.msgmax", "kernel.domainname"} {
+		s.Linux.Sysctl = map[string]string{ok: "1"}
+		if _, err := Validate(s, bundle); err != nil {
+			t.Errorf("sysctl %s refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"kernel.panic", "vm.overcommit_memory", "fs.file-max", "kernel.core_pattern"} {
+		s.Linux.Sysctl = map[string]string{bad: "1"}
+		if _, err := Validate(s, bundle); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), bad) {
+			t.Errorf("host sysctl %s: %v", bad, err)
+		}
+	}
+	// net.* without a network namespace of its own would change the host's.
+	s.Linux.Namespaces = s.Linux.Namespaces[:2]
+	s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
+	if _, err := Validate(s, bundle); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "network") {
+		t.Errorf("net sysctl without a network namespace: %v", err)
+	}
+}
