@@ -405,7 +405,8 @@ func (m *Manager) setPidsV1(r *specs.LinuxResources) error {
 }
 
 func blkioRequested(b *specs.LinuxBlockIO) bool {
-	return b != nil && (b.Weight != nil || b.LeafWeight != nil || len(b.WeightDevice) > 0 ||
+	set := func(w *uint16) bool { return w != nil && *w != 0 } // 0 means unset, as for runc
+	return b != nil && (set(b.Weight) || set(b.LeafWeight) || len(b.WeightDevice) > 0 ||
 		len(b.ThrottleReadBpsDevice) > 0 || len(b.ThrottleWriteBpsDevice) > 0 ||
 		len(b.ThrottleReadIOPSDevice) > 0 || len(b.ThrottleWriteIOPSDevice) > 0)
 }
