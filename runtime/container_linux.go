@@ -91,6 +91,7 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 			if cg != nil {
 				killCgroup(cg)
 				cg.Destroy()
+				removeSharedParents(cg.Paths())
 			}
 			if !hasNS(spec, specs.MountNamespace) && rootfsPath != "" {
 				unmountUnder(rootfsPath)
@@ -289,6 +290,9 @@ func (c *Container) Start() error {
 	os.Remove(fifoPath)
 	tracef("start: done")
 	if h := c.st.Spec.Hooks; h != nil && len(h.Poststart) > 0 {
+		// Poststart hooks run after the user's program has started: wait
+		// until the init no longer runs berth-runc's binary.
+		c.waitExec(5 * time.Second)
 		st := c.State()
 		st.Status = specs.StateRunning
 		if err := hooks.Run("poststart", h.Poststart, &st); err != nil {
@@ -296,6 +300,32 @@ func (c *Container) Start() error {
 		}
 	}
 	return nil
+}
+
+// removeSharedParents removes the shared parent of berth's default cgroups
+// ("/berth") when no container is left in it.
+func removeSharedParents(paths map[string]string) {
+	for _, p := range paths {
+		if parent := filepath.Dir(p); filepath.Base(parent) == "berth" {
+			unix.Rmdir(parent)
+		}
+	}
+}
+
+// waitExec waits until the container's init has exec'd the user's program,
+// that is, until its executable is no longer the runtime's own.
+func (c *Container) waitExec(d time.Duration) {
+	var self unix.Stat_t
+	if unix.Stat("/proc/self/exe", &self) != nil {
+		return
+	}
+	exe := "/proc/" + strconv.Itoa(c.st.Pid) + "/exe"
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		var st unix.Stat_t
+		if unix.Stat(exe, &st) != nil || st.Dev != self.Dev || st.Ino != self.Ino {
+			return
+		}
+	}
 }
 
 // Signal sends sig to the container's init, or with all to every process
@@ -420,12 +450,7 @@ func (c *Container) Delete(force bool) error {
 	if err := cg.Destroy(); err != nil {
 		return fmt.Errorf("container %s: %w", c.st.ID, err)
 	}
-	// The shared parent of berth's default cgroups goes when it is empty.
-	for _, p := range c.st.CgroupPaths {
-		if parent := filepath.Dir(p); filepath.Base(parent) == "berth" {
-			unix.Rmdir(parent)
-		}
-	}
+	removeSharedParents(c.st.CgroupPaths)
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("container %s: remove state: %w", c.st.ID, err)
 	}
