@@ -2,11 +2,14 @@ package integration
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/runtime/caps"
 )
@@ -122,5 +125,58 @@ func TestAmbientWithoutInheritable(t *testing.T) {
 	}
 	if got := capLines(t, r.Stdout); got["CapAmb"] != 0 || got["CapInh"] != 0 || got["CapPrm"] != mask(t, k...) {
 		t.Errorf("caps %v", got)
+	}
+}
+
+// TestLSMRequestedWithoutLSM: an AppArmor profile or SELinux label asked
+// for on a host without them is a clear error, and nothing is left.
+func TestLSMRequestedWithoutLSM(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/selinux/enforce"); err == nil {
+		t.Skip("SELinux is enabled on this host")
+	}
+	if data, err := os.ReadFile("/sys/module/apparmor/parameters/enabled"); err == nil && strings.TrimSpace(string(data)) == "Y" {
+		t.Skip("AppArmor is enabled on this host")
+	}
+	for _, tc := range []struct{ id, want string }{{"lsm-aa", "AppArmor is not enabled"}, {"lsm-se", "SELinux is not enabled"}} {
+		b := newBundle(t, "true")
+		if tc.id == "lsm-aa" {
+			b.Spec.Process.ApparmorProfile = "berth-default"
+		} else {
+			b.Spec.Process.SelinuxLabel = "system_u:system_r:container_t:s0"
+		}
+		r := b.run(tc.id)
+		if r.Code == 0 || !strings.Contains(r.Stderr, tc.want) {
+			t.Errorf("%s: %d %q, want an error saying %q", tc.id, r.Code, r.Stderr, tc.want)
+		}
+		assertNothingLeft(t, b, tc.id)
+	}
+}
+
+// TestRlimitAboveSoftLimit: a container may get a soft limit above the
+// caller's, up to the hard limit.
+func TestRlimitAboveSoftLimit(t *testing.T) {
+	var cur unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &cur); err != nil {
+		t.Fatal(err)
+	}
+	if cur.Max <= 1024 {
+		t.Skipf("hard RLIMIT_NOFILE %d leaves no room above a soft limit", cur.Max)
+	}
+	want := cur.Max
+	if want > 1<<20 {
+		want = 1 << 20
+	}
+	// The caller's soft limit is low; the container asks for more.
+	b := newBundle(t, "sh", "-c", "ulimit -n; ulimit -Hn")
+	b.Spec.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: want, Hard: want}}
+	b.write()
+	cmd := exec.Command("sh", "-c", "ulimit -Sn 256 && exec \"$0\" \"$@\"", runcBin, "--root", b.Root, "run", "--bundle", b.Dir, "rlimit-up")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("run: %v %s", err, out)
+	}
+	f := strings.Fields(string(out))
+	if len(f) != 2 || f[0] != strconv.FormatUint(want, 10) || f[1] != strconv.FormatUint(want, 10) {
+		t.Errorf("container RLIMIT_NOFILE %q, want soft and hard %d", out, want)
 	}
 }
