@@ -110,12 +110,26 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 	if err := c.save(); err != nil {
 		return nil, err
 	}
-	if err := cg.Create(); err != nil {
-		return nil, err
+	// Making the cgroup directories and writing the limits takes about a
+	// millisecond of cgroupfs work: do it while the init starts; spawn
+	// waits for it before it moves the init in.
+	cgReady := make(chan error, 1)
+	go func() {
+		if err := cg.Create(); err != nil {
+			cgReady <- err
+			return
+		}
+		cgReady <- applyResources(cg, spec)
+	}()
+	cgDone := false
+	waitCgroup := func() error {
+		if cgDone {
+			return nil
+		}
+		cgDone = true
+		return <-cgReady
 	}
-	if err := applyResources(cg, spec); err != nil {
-		return nil, err
-	}
+	defer waitCgroup() // never leave the goroutine writing after cleanup
 	tracef("create: cgroup dirs made")
 
 	fifoPath := filepath.Join(dir, fifoName)
@@ -145,7 +159,7 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 	if spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0) { //nolint:staticcheck // prestart is deprecated, still honoured
 		cfg.RuntimeHooks = true
 	}
-	req := &spawnRequest{cgroup: cg, stdio: stdio(o.Stdio), config: cfg}
+	req := &spawnRequest{cgroup: cg, cgroupReady: waitCgroup, stdio: stdio(o.Stdio), config: cfg}
 	for i := 0; i < o.PreserveFds; i++ {
 		req.files = append(req.files, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
 	}

@@ -48,9 +48,12 @@ type spawnRequest struct {
 	uidMaps   []specs.LinuxIDMapping
 	gidMaps   []specs.LinuxIDMapping
 	cgroup    *cgroups.Manager
-	files     []*os.File // become fds 3, 4, ... in the child (preserved fds first)
-	stdio     [3]*os.File
-	config    *initConfig
+	// cgroupReady, when set, reports whether the cgroup was made; spawn
+	// waits for it before moving the process in.
+	cgroupReady func() error
+	files       []*os.File // become fds 3, 4, ... in the child (preserved fds first)
+	stdio       [3]*os.File
+	config      *initConfig
 }
 
 // spawned is a started process that waits for the rest of the protocol.
@@ -252,6 +255,11 @@ started:
 		return nil, errors.New(string(payload))
 	default:
 		return nil, fmt.Errorf("unexpected message %q from init", typ)
+	}
+	if req.cgroupReady != nil {
+		if err := req.cgroupReady(); err != nil {
+			return nil, err
+		}
 	}
 	if req.cgroup != nil {
 		if err := req.cgroup.Add(sp.pid); err != nil {
