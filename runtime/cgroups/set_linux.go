@@ -535,27 +535,7 @@ func (m *Manager) setHugetlbV1(r *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
-	sizes, err := hugepageSizes()
-	if err != nil {
-		return fmt.Errorf("linux.resources.hugepageLimits: list huge page sizes: %w", err)
-	}
-	for i, l := range r.HugepageLimits {
-		name, err := hugepageFile(i, l, sizes)
-		if err != nil {
-			return err
-		}
-		field := fmt.Sprintf("linux.resources.hugepageLimits[%d]", i)
-		v := strconv.FormatUint(l.Limit, 10)
-		if err := writeFile(field, dir, "hugetlb."+name+".limit_in_bytes", v); err != nil {
-			return err
-		}
-		if f := "hugetlb." + name + ".rsvd.limit_in_bytes"; exists(dir, f) {
-			if err := writeFile(field, dir, f, v); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return writeHugetlb(dir, r.HugepageLimits, "limit_in_bytes")
 }
 
 func (m *Manager) setNetworkV1(r *specs.LinuxResources) error {
@@ -836,21 +816,28 @@ func setHugetlbV2(dir string, r *specs.LinuxResources) error {
 	if err := needV2(dir, "hugetlb", "linux.resources.hugepageLimits"); err != nil {
 		return err
 	}
+	return writeHugetlb(dir, r.HugepageLimits, "max")
+}
+
+// writeHugetlb writes each huge page limit to hugetlb.<size>.<suffix>, and
+// to the reservation file beside it where the kernel has one (v1 files end
+// in limit_in_bytes, v2 files in max).
+func writeHugetlb(dir string, limits []specs.LinuxHugepageLimit, suffix string) error {
 	sizes, err := hugepageSizes()
 	if err != nil {
 		return fmt.Errorf("linux.resources.hugepageLimits: list huge page sizes: %w", err)
 	}
-	for i, l := range r.HugepageLimits {
+	for i, l := range limits {
 		name, err := hugepageFile(i, l, sizes)
 		if err != nil {
 			return err
 		}
 		field := fmt.Sprintf("linux.resources.hugepageLimits[%d]", i)
 		v := strconv.FormatUint(l.Limit, 10)
-		if err := writeFile(field, dir, "hugetlb."+name+".max", v); err != nil {
+		if err := writeFile(field, dir, "hugetlb."+name+"."+suffix, v); err != nil {
 			return err
 		}
-		if f := "hugetlb." + name + ".rsvd.max"; exists(dir, f) {
+		if f := "hugetlb." + name + ".rsvd." + suffix; exists(dir, f) {
 			if err := writeFile(field, dir, f, v); err != nil {
 				return err
 			}
