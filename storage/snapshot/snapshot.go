@@ -14,6 +14,7 @@ package snapshot
 
 import (
 	"errors"
+	"io"
 	"time"
 )
 
@@ -93,11 +94,10 @@ type Snapshotter interface {
 	// overlayfs-style whiteouts (char 0/0 devices, opaque xattrs) rather
 	// than plain removals of lower files. Fast unpack path.
 	ApplyDir(key string) (dir string, overlay bool, err error)
-	// UpperDir is the directory holding an active snapshot's changes
-	// against its parent, and whether it is an overlayfs upper directory
-	// (its changes read with archive.WriteOverlayDiff) or a full copy
-	// (changes found by comparing with the parent's tree, ParentDir).
-	UpperDir(key string) (dir string, overlay bool, err error)
+	// Diff writes the changes of the active snapshot key against its
+	// parent as an OCI layer tar (uncompressed, whiteouts as .wh. files).
+	// It is what `berth diff` and `commit` read.
+	Diff(key string, w io.Writer) error
 	// Close releases the store.
 	Close() error
 }
