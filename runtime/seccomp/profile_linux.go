@@ -1,6 +1,7 @@
 package seccomp
 
 import (
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"slices"
@@ -178,4 +179,19 @@ func cloneUint(p *uint) *uint {
 	}
 	v := *p
 	return &v
+}
+
+// LoadDockerProfile reads a seccomp profile in Docker's JSON format (what
+// `docker run --security-opt seccomp=FILE` takes) and resolves it for a
+// container whose bounding set is caps, as DefaultProfileFor does for the
+// built-in one.
+func LoadDockerProfile(data []byte, caps []string) (*specs.LinuxSeccomp, error) {
+	var p mprofile.Seccomp
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("seccomp profile is not valid JSON: %w", err)
+	}
+	if p.DefaultAction == "" {
+		return nil, fmt.Errorf("seccomp profile has no defaultAction")
+	}
+	return resolveProfile(&p, caps, dockerArch(runtime.GOARCH), kernelVersion()), nil
 }

@@ -477,3 +477,25 @@ func (w *treeWriter) entry(dirfd int, name, rel string, st *unix.Stat_t) error {
 	}
 	return nil
 }
+
+// WriteTree writes everything below the open directory dir as a tar to w,
+// names relative to dir. The tree is read through descriptors, never
+// following a symlink, so its content cannot lead the read outside it.
+func WriteTree(w io.Writer, dir *os.File, opts DiffOptions) error {
+	tw := newTreeWriter(w, opts)
+	if err := tw.tree(int(dir.Fd()), ""); err != nil {
+		return fmt.Errorf("archive %s: %w", dir.Name(), err)
+	}
+	return tw.tw.Close()
+}
+
+// WriteEntry writes the entry name of the open directory dir (and, for a
+// directory, everything below it) as a tar to w, its name in the tar being
+// as. As with WriteTree, no symlink is ever followed.
+func WriteEntry(w io.Writer, dir *os.File, name, as string, opts DiffOptions) error {
+	tw := newTreeWriter(w, opts)
+	if err := tw.entryAndTree(int(dir.Fd()), name, as); err != nil {
+		return fmt.Errorf("archive %s: %w", name, err)
+	}
+	return tw.tw.Close()
+}
