@@ -16,7 +16,9 @@ package content
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -115,4 +117,38 @@ func ReadBlob(ctx context.Context, s Store, desc ocispec.Descriptor) ([]byte, er
 		return nil, err
 	}
 	return p, nil
+}
+
+// Ingester is implemented by stores that can take a blob whose digest is
+// not known up front (a layer being compressed, a blob read from a docker
+// archive): the store writes it to a temporary ingest while hashing, then
+// publishes it under the computed digest.
+type Ingester interface {
+	Ingest(ctx context.Context, r io.Reader, mediaType string) (ocispec.Descriptor, error)
+}
+
+// Ingest writes the whole blob read from r into s and returns its
+// descriptor (digest, size and mediaType). It uses s's Ingester when s has
+// one; otherwise it spools r to a temporary file to learn the digest
+// first. A blob that already exists is not an error.
+func Ingest(ctx context.Context, s Store, r io.Reader, mediaType string) (ocispec.Descriptor, error) {
+	if in, ok := s.(Ingester); ok {
+		return in.Ingest(ctx, r, mediaType)
+	}
+	f, err := os.CreateTemp("", "berth-ingest-")
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("spool blob: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	dg := digest.Canonical.Digester()
+	n, err := io.Copy(io.MultiWriter(f, dg.Hash()), r)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("spool blob: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	desc := ocispec.Descriptor{MediaType: mediaType, Digest: dg.Digest(), Size: n}
+	return desc, WriteBlob(ctx, s, desc, f)
 }
