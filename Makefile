@@ -14,10 +14,13 @@ export GOEXPERIMENT := jsonv2
 
 all: build
 
-build: $(BIN)/berth-runc
+build: $(BIN)/berth-runc $(BIN)/berth
 
 $(BIN)/berth-runc: $(SOURCES)
 	$(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $@ ./cmd/berth-runc
+
+$(BIN)/berth: $(SOURCES)
+	$(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $@ ./cmd/berth
 
 # System packages the tests and demo need (Debian). Installs only what is missing.
 deps:
@@ -33,6 +36,8 @@ test: deps build vet
 test-fuzz:
 	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz FuzzApply -fuzztime=20s -fuzzminimizetime=50x ./storage/archive/
 	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz FuzzCompile -fuzztime=20s -fuzzminimizetime=50x ./runtime/seccomp/
+	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz FuzzLoad -fuzztime=20s -fuzzminimizetime=50x ./image/archive/
+	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz FuzzRegister -fuzztime=20s -fuzzminimizetime=50x ./image/
 
 test-interop: deps build
 	BERTH_RUNC=$(BIN)/berth-runc tests/interop/run.sh
