@@ -298,9 +298,19 @@ func createInit(cfg *initConfig, sock fdIO) error {
 	}
 	if err := finishProcess(cfg.Process, cfg.Seccomp); err != nil {
 		fmt.Fprintln(os.Stderr, "berth-runc:", err)
-		os.Exit(127)
+		os.Exit(execFailureCode(err))
 	}
 	return nil
+}
+
+// execFailureCode is the exit status of an init whose program could not
+// run, as shells and Docker use them: 127 when it is not there, 126 when
+// it is there but cannot be executed.
+func execFailureCode(err error) int {
+	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENOEXEC) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EPERM) {
+		return 126
+	}
+	return 127
 }
 
 // execProcess runs in a process that already joined every namespace of a

@@ -1,0 +1,518 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/runtime"
+	"github.com/berth-project/berth/storage/snapshot"
+)
+
+// Get finds a container by id, name or unique id prefix, with its state
+// refreshed.
+func (e *Engine) Get(ref string) (*Container, error) {
+	var c *Container
+	err := e.db.view(func(tx *bolt.Tx) error {
+		id, err := resolve(tx, ref)
+		if err != nil {
+			return err
+		}
+		c, err = getContainer(tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.refresh(c)
+	return c, nil
+}
+
+// List returns every container, states refreshed, newest first.
+func (e *Engine) List() ([]*Container, error) {
+	var out []*Container
+	err := e.db.view(func(tx *bolt.Tx) error {
+		var err error
+		out, err = allContainers(tx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range out {
+		e.refresh(c)
+	}
+	sortNewest(out)
+	return out, nil
+}
+
+// modify applies fn to the stored record of id in one transaction.
+func (e *Engine) modify(id string, fn func(c *Container) error) (*Container, error) {
+	var c *Container
+	err := e.db.update(func(tx *bolt.Tx) error {
+		var err error
+		if c, err = getContainer(tx, id); err != nil {
+			return err
+		}
+		if err := fn(c); err != nil {
+			return err
+		}
+		return putContainer(tx, c)
+	})
+	return c, err
+}
+
+// refresh makes c's state true: a container recorded as running whose
+// processes are gone, with no supervisor left to report it (kill -9,
+// reboot), becomes exited, and its leftovers are cleaned up.
+func (e *Engine) refresh(c *Container) {
+	if !c.State.Running() && c.State.Status != "starting" {
+		return
+	}
+	if e.supervisorAlive(c.ID) {
+		if c.State.Status == "running" || c.State.Status == "paused" {
+			if rc, err := runtime.Load(e.runtimeRoot(), c.ID); err == nil && rc.Status() == runtime.StatusPaused {
+				c.State.Status = "paused"
+			} else if err == nil && rc.Status() == runtime.StatusRunning {
+				c.State.Status = "running"
+			}
+		}
+		return
+	}
+	if rc, err := runtime.Load(e.runtimeRoot(), c.ID); err == nil {
+		switch rc.Status() {
+		case runtime.StatusRunning, runtime.StatusPaused, runtime.StatusCreated:
+			// Supervisor gone, container alive: still running, nobody
+			// will record its exit code.
+			if rc.Status() == runtime.StatusPaused {
+				c.State.Status = "paused"
+			}
+			return
+		}
+	}
+	// Nothing runs any more and nobody will clean up: do it now.
+	unlock, err := e.lock(c.ID)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	cur, err := e.getRaw(c.ID)
+	if err != nil || (!cur.State.Running() && cur.State.Status != "starting") {
+		if err == nil {
+			*c = *cur
+		}
+		return
+	}
+	code, at, ok := e.readExit(c.ID)
+	if !ok {
+		code, at = 255, time.Now().UTC()
+	}
+	e.cleanupLocked(cur, code, at, "")
+	if n, err := e.getRaw(c.ID); err == nil {
+		*c = *n
+	} else {
+		c.State.Status = "exited"
+	}
+}
+
+func (e *Engine) getRaw(id string) (*Container, error) {
+	var c *Container
+	err := e.db.view(func(tx *bolt.Tx) error {
+		var err error
+		c, err = getContainer(tx, id)
+		return err
+	})
+	return c, err
+}
+
+// StartOptions are the options of Start.
+type StartOptions struct {
+	// WaitAttach holds the container until a client attached, so that a
+	// foreground run loses no output.
+	WaitAttach bool
+}
+
+// Start starts a created or exited container under a new supervisor and
+// returns once its process runs (or failed to start). With WaitAttach it
+// returns as soon as the supervisor waits for the attach.
+func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Container, error) {
+	runtime.Trace("engine start: begin")
+	c, err := e.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := e.lock(c.ID)
+	if err != nil {
+		return nil, err
+	}
+	c, err = e.getRaw(c.ID)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	switch c.State.Status {
+	case "running", "restarting", "starting":
+		unlock()
+		if c.State.Status == "running" {
+			return c, nil // docker start of a running container is a no-op
+		}
+		return nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrConflict)
+	case "paused":
+		unlock()
+		return nil, fmt.Errorf("container %s is paused; unpause it instead: %w", c.Name, ErrConflict)
+	case "removing", "dead":
+		unlock()
+		return nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrConflict)
+	}
+	c, err = e.modify(c.ID, func(c *Container) error {
+		c.State.Status = "starting"
+		c.State.StoppedByUser = false
+		c.State.Error = ""
+		c.RestartCount = 0
+		return nil
+	})
+	runtime.Trace("engine start: starting recorded")
+	if err == nil {
+		err = e.spawnSupervisor(c, o.WaitAttach)
+	}
+	runtime.Trace("engine start: supervisor spawned")
+	if err != nil {
+		e.modify(c.ID, func(c *Container) error {
+			c.State.Status = "exited"
+			c.State.ExitCode = 125
+			c.State.Error = err.Error()
+			return nil
+		})
+		unlock()
+		return nil, err
+	}
+	unlock()
+	if o.WaitAttach {
+		return c, nil
+	}
+	return e.waitStarted(ctx, c.ID)
+}
+
+// waitStarted waits until the supervisor's start callback finished.
+func (e *Engine) waitStarted(ctx context.Context, id string) (*Container, error) {
+	for delay := 200 * time.Microsecond; ; delay = min(delay*2, 20*time.Millisecond) {
+		c, err := e.getRaw(id)
+		if err != nil {
+			return nil, err
+		}
+		switch c.State.Status {
+		case "starting":
+			if !e.supervisorAlive(id) {
+				e.refresh(c)
+				return c, startError(c)
+			}
+		case "exited", "dead":
+			return c, startError(c)
+		default:
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+// StartError is a container that failed to start, with the exit code
+// Docker uses for it (125, 126 or 127).
+type StartError struct {
+	Code int
+	Msg  string
+}
+
+func (e *StartError) Error() string { return e.Msg }
+
+func startError(c *Container) error {
+	if c.State.Error == "" {
+		return nil // it started and exited already
+	}
+	return &StartError{Code: c.State.ExitCode, Msg: c.State.Error}
+}
+
+// StartCallback runs in `berth __start ID`, called by the supervisor with
+// the container's stdio as fds 0-2: it mounts the root filesystem, builds
+// the spec and creates and starts the container's init, whose pid it
+// writes to pidFile.
+func (e *Engine) StartCallback(ctx context.Context, id, consoleSocket, pidFile string) (retErr error) {
+	runtime.Trace("start callback: begin")
+	unlock, err := e.lock(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c, err := e.getRaw(id)
+	if err != nil {
+		return err
+	}
+	runtime.Trace("start callback: record read")
+	restart := c.State.Status == "exited" || c.State.Status == "restarting"
+	defer func() {
+		if retErr != nil {
+			e.teardownNetwork(c)
+			e.unmountRootfs(id)
+			e.modify(id, func(c *Container) error {
+				c.State.Status, c.State.Error, c.State.ExitCode = "exited", retErr.Error(), StartExitCode(retErr)
+				c.State.FinishedAt = time.Now().UTC()
+				return nil
+			})
+		}
+	}()
+	if old, err := runtime.Load(e.runtimeRoot(), id); err == nil {
+		old.Delete(true)
+	}
+	rootfs := e.rootfsDir(id)
+	if err := e.mountRootfs(c); err != nil {
+		return err
+	}
+	runtime.Trace("start callback: rootfs mounted")
+	netns, err := e.setupNetwork(ctx, c)
+	if err != nil {
+		return err
+	}
+	runtime.Trace("start callback: network set up")
+	spec, err := e.specFor(c, rootfs, netns)
+	if err != nil {
+		return err
+	}
+	runtime.Trace("start callback: spec built")
+	rc, err := runtime.Create(e.runtimeRoot(), id, &runtime.CreateOpts{
+		Bundle: e.bundleDir(id), Spec: spec, ConsoleSocket: consoleSocket,
+	})
+	if err != nil {
+		return err
+	}
+	if err := rc.Start(); err != nil {
+		rc.Delete(true)
+		return err
+	}
+	runtime.Trace("start callback: started")
+	if err := writeFileAtomic(pidFile, []byte(fmt.Sprint(rc.Pid()))); err != nil {
+		return err
+	}
+	network := c.Network
+	_, err = e.modify(id, func(c *Container) error {
+		c.Network = network
+		c.State.Status = "running"
+		c.State.Pid = rc.Pid()
+		c.State.StartedAt = time.Now().UTC()
+		c.State.ExitCode, c.State.Error, c.State.OOMKilled = 0, "", false
+		if restart {
+			c.RestartCount++
+		}
+		return nil
+	})
+	if err == nil {
+		e.event("container", "start", c, nil)
+	}
+	return err
+}
+
+// StartExitCode is the code `docker run` exits with when the container
+// could not start: 127 for a missing program, 126 for one that cannot be
+// run, 125 for the rest.
+func StartExitCode(err error) int {
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "executable file not found") || strings.Contains(s, "no such file or directory") && strings.Contains(s, "exec"):
+		return 127
+	case strings.Contains(s, "permission denied") && strings.Contains(s, "exec"):
+		return 126
+	}
+	return 125
+}
+
+// specFor builds the spec of c, whose root filesystem is mounted at rootfs.
+func (e *Engine) specFor(c *Container, rootfs, netns string) (*specsSpec, error) {
+	usr, err := resolveUser(rootfs, c.Config.User, c.HostConfig.GroupAdd)
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureWorkdir(rootfs, c.Config.WorkingDir, usr.UID, usr.GID); err != nil {
+		return nil, err
+	}
+	nsPaths, hostNS, err := e.specNamespaces(c)
+	if err != nil {
+		return nil, err
+	}
+	if netns == "" {
+		hostNS[specs.NetworkNamespace] = true
+	} else {
+		nsPaths[specs.NetworkNamespace] = netns
+	}
+	in := &specInput{
+		Rootfs: rootfs, NSPaths: nsPaths, HostNS: hostNS, User: usr, Mounts: c.Mounts,
+		CgroupNSPrivate: cgroupNSPrivate(c.HostConfig),
+	}
+	if err := e.writeEtcFiles(c, in); err != nil {
+		return nil, err
+	}
+	if err := e.populateVolumes(c, rootfs); err != nil {
+		return nil, err
+	}
+	if c.HostConfig.Init != nil && *c.HostConfig.Init {
+		in.InitPath = e.cfg.BerthPath
+	}
+	return buildSpec(c, in)
+}
+
+// mountRootfs mounts the container's snapshot at its bundle's rootfs.
+func (e *Engine) mountRootfs(c *Container) error {
+	target := e.rootfsDir(c.ID)
+	e.unmountRootfs(c.ID)
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	mounts, err := e.snap.Mounts(c.Snapshot)
+	if err != nil {
+		return fmt.Errorf("root filesystem of %s: %w", c.Name, err)
+	}
+	if err := snapshot.MountAll(mounts, target); err != nil {
+		return fmt.Errorf("mount root filesystem of %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// unmountRootfs detaches everything mounted at or under the container's
+// rootfs mount point.
+func (e *Engine) unmountRootfs(id string) {
+	target := e.rootfsDir(id)
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(target))
+	if err != nil {
+		return
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		unix.Unmount(mounts[i].Mountpoint, unix.MNT_DETACH)
+	}
+}
+
+// CleanupCallback runs in `berth __cleanup ID CODE`, called by the
+// supervisor after the container's init exited with code.
+func (e *Engine) CleanupCallback(ctx context.Context, id string, code int) error {
+	unlock, err := e.lock(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c, err := e.getRaw(id)
+	if err != nil {
+		return err
+	}
+	_, at, ok := e.readExit(id)
+	if !ok {
+		at = time.Now().UTC()
+	}
+	return e.cleanupLocked(c, code, at, "")
+}
+
+// cleanupLocked tears down what a stopped container held and records its
+// exit; with --rm it removes the container.
+func (e *Engine) cleanupLocked(c *Container, code int, at time.Time, errMsg string) error {
+	oom := false
+	if rc, err := runtime.Load(e.runtimeRoot(), c.ID); err == nil {
+		oom, _ = rc.OOMKilled()
+		if err := rc.Delete(true); err != nil {
+			runtime.Warn("delete runtime state of %s: %v", c.ID, err)
+		}
+	}
+	e.unmountRootfs(c.ID)
+	e.teardownNetwork(c)
+	if c.HostConfig.AutoRemove {
+		return e.removeLocked(c, true)
+	}
+	c, err := e.modify(c.ID, func(c *Container) error {
+		if c.State.Error == "" || code != 0 {
+			c.State.ExitCode = code
+		}
+		c.State.Status = "exited"
+		c.State.Pid = 0
+		c.State.OOMKilled = oom
+		c.State.FinishedAt = at
+		if c.Network != nil {
+			c.Network.Networks, c.Network.Ports = nil, nil
+		}
+		if errMsg != "" {
+			c.State.Error = errMsg
+		}
+		if c.State.Health != nil {
+			c.State.Health.Status = container.Unhealthy
+		}
+		return nil
+	})
+	if err == nil {
+		e.event("container", "die", c, map[string]string{"exitCode": fmt.Sprint(code)})
+	}
+	return err
+}
+
+// removeLocked deletes a stopped container: record, root filesystem,
+// files, anonymous volumes (with volumes).
+func (e *Engine) removeLocked(c *Container, volumes bool) error {
+	if _, err := e.modify(c.ID, func(c *Container) error {
+		c.State.Status = "removing"
+		return nil
+	}); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if rc, err := runtime.Load(e.runtimeRoot(), c.ID); err == nil {
+		rc.Delete(true)
+	}
+	e.unmountRootfs(c.ID)
+	e.teardownNetwork(c)
+	if err := e.snap.Remove(c.Snapshot); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+		return fmt.Errorf("remove root filesystem of %s: %w", c.Name, err)
+	}
+	if err := e.db.update(func(tx *bolt.Tx) error {
+		if id := tx.Bucket(bucketNames).Get([]byte(c.Name)); string(id) == c.ID {
+			tx.Bucket(bucketNames).Delete([]byte(c.Name))
+		}
+		return tx.Bucket(bucketContainers).Delete([]byte(c.ID))
+	}); err != nil {
+		return err
+	}
+	os.RemoveAll(e.ctrDir(c.ID))
+	e.removeRunDir(c.ID)
+	if volumes {
+		for _, m := range c.Mounts {
+			if m.Type == "volume" && m.Anonymous {
+				e.VolumeRemove(m.Name, true)
+			}
+		}
+	}
+	e.event("container", "destroy", c, nil)
+	return nil
+}
+
+// removeRunDir removes the run-time directory, keeping the supervisor's
+// exit file while the supervisor lives (a foreground run reads it).
+func (e *Engine) removeRunDir(id string) {
+	dir := e.runDir(id)
+	os.RemoveAll(filepath.Join(dir, "bundle"))
+	os.Remove(e.lockPath(id))
+	if !e.supervisorAlive(id) {
+		os.RemoveAll(dir)
+	}
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,225 @@
+// Package cli is the `berth` command line: Docker's commands and flags over
+// berth's engine, image store and networking, with no daemon.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/engine"
+	"github.com/berth-project/berth/image"
+)
+
+// Version is berth's version, set at build time.
+var Version = "0.2.0-dev"
+
+// globals are the flags every command takes.
+type globals struct {
+	root, runDir, driver string
+	debug                bool
+
+	be *backend
+}
+
+// exitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitCode makes an error that exits with code (and prints err if set).
+func exitCode(code int, err error) error { return &exitError{code: code, err: err} }
+
+// Main runs the berth command line and returns the exit code.
+func Main(args []string) int {
+	g := &globals{}
+	root := newRoot(g)
+	root.SetArgs(args)
+	ctx, cancel := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
+	defer cancel()
+	err := root.ExecuteContext(ctx)
+	if g.be != nil {
+		g.be.close()
+	}
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "berth:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(os.Stderr, "berth:", err)
+	var se *engine.StartError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return 125
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:               "berth [OPTIONS] COMMAND",
+		Short:             "A fast, daemonless container engine",
+		Long:              "berth runs containers the way Docker does, with no daemon: every command works on the state under --root.",
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		Version:           Version,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return exitCode(125, fmt.Errorf("%w\nSee '%s --help'.", err, c.CommandPath()))
+	})
+	fl := root.PersistentFlags()
+	fl.StringVar(&g.root, "root", envOr("BERTH_ROOT", engine.DefaultRoot), "Root directory of persistent state")
+	fl.StringVar(&g.runDir, "run-dir", envOr("BERTH_RUN_DIR", engine.DefaultRunDir), "Directory of run-time state")
+	fl.StringVar(&g.driver, "storage-driver", os.Getenv("BERTH_STORAGE_DRIVER"), "Snapshotter: overlay or vfs (default: overlay when supported)")
+	fl.BoolVarP(&g.debug, "debug", "D", false, "Enable debug output")
+	root.SetVersionTemplate("berth version {{.Version}}\n")
+
+	add := func(group string, cmds ...*cobra.Command) {
+		for _, c := range cmds {
+			c.GroupID = group
+			root.AddCommand(c)
+		}
+	}
+	root.AddGroup(&cobra.Group{ID: "common", Title: "Common Commands:"}, &cobra.Group{ID: "management", Title: "Management Commands:"}, &cobra.Group{ID: "commands", Title: "Commands:"})
+	add("common", runCmd(g), execCmd(g), psCmd(g), buildLikeImagesCmd(g), pullCmd(g), pushCmd(g), loginCmd(g), logoutCmd(g), versionCmd(g), infoCmd(g))
+	add("management", containerCmd(g), imageCmd(g), networkCmd(g), volumeCmd(g), systemCmd(g))
+	add("commands", attachCmd(g), commitCmd(g), cpCmd(g), createCmd(g), diffCmd(g), eventsCmd(g), exportCmd(g), historyCmd(g), importCmd(g),
+		inspectCmd(g), killCmd(g), loadCmd(g), logsCmd(g), pauseCmd(g), portCmd(g), renameCmd(g), restartCmd(g), rmCmd(g), rmiCmd(g),
+		saveCmd(g), startCmd(g), statsCmd(g), stopCmd(g), tagCmd(g), topCmd(g), unpauseCmd(g), updateCmd(g), waitCmd(g))
+	for _, c := range callbackCmds(g) {
+		c.Hidden = true
+		root.AddCommand(c)
+	}
+	return root
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// engine opens the backend on first use.
+func (g *globals) engine() (*engine.Engine, error) {
+	be, err := g.backend()
+	if err != nil {
+		return nil, err
+	}
+	return be.eng, nil
+}
+
+func (g *globals) images() (*image.Service, error) {
+	be, err := g.backend()
+	if err != nil {
+		return nil, err
+	}
+	return be.images, nil
+}
+
+func (g *globals) backend() (*backend, error) {
+	if g.be != nil {
+		return g.be, nil
+	}
+	be, err := openBackend(g)
+	if err != nil {
+		return nil, err
+	}
+	g.be = be
+	return be, nil
+}
+
+// callbackCmds are what the supervisor runs: `__start`, `__cleanup`,
+// `__health`. They are not for users.
+func callbackCmds(g *globals) []*cobra.Command {
+	return []*cobra.Command{
+		{
+			Use:  "__start ID CONSOLE-SOCKET PID-FILE",
+			Args: cobra.ExactArgs(3),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				e, err := g.engine()
+				if err != nil {
+					return err
+				}
+				err = e.StartCallback(cmd.Context(), args[0], args[1], args[2])
+				if err != nil {
+					return exitCode(engine.StartExitCode(err), err)
+				}
+				return nil
+			},
+		},
+		{
+			Use:  "__cleanup ID CODE",
+			Args: cobra.ExactArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				e, err := g.engine()
+				if err != nil {
+					return err
+				}
+				code, err := strconv.Atoi(args[1])
+				if err != nil {
+					return fmt.Errorf("bad exit code %q", args[1])
+				}
+				return e.CleanupCallback(cmd.Context(), args[0], code)
+			},
+		},
+		{
+			Use:  "__dns",
+			Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				e, err := g.engine()
+				if err != nil {
+					return err
+				}
+				m, err := e.Network()
+				if err != nil {
+					return err
+				}
+				return m.RunDNS(cmd.Context())
+			},
+		},
+		{
+			Use:  "__health ID",
+			Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				e, err := g.engine()
+				if err != nil {
+					return err
+				}
+				return e.HealthCheck(cmd.Context(), args[0])
+			},
+		},
+	}
+}
+
+func engineStartCode(err error) int {
+	var se *engine.StartError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return 125
+}
+
+var _ io.Writer

@@ -1,0 +1,208 @@
+// Package e2e runs the real `berth` binary as a user does, on the images
+// in ../shared/images, and checks what a user would check. The tests need
+// root (CI is root): without it they fail under CI=true and skip elsewhere.
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	berthBin string // the berth under test
+	root     string // --root of the tests' store
+	runDir   string // --run-dir
+	shared   string // ../shared/images
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			fmt.Fprintln(os.Stderr, "e2e tests need root, and CI runs as root: failing")
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "e2e tests need root: skipped")
+		return 0
+	}
+	tmp, err := os.MkdirTemp("", "berth-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	root, runDir = filepath.Join(tmp, "root"), filepath.Join(tmp, "run")
+	berthBin = os.Getenv("BERTH")
+	if berthBin == "" {
+		berthBin = filepath.Join(tmp, "berth")
+		cmd := exec.Command("go", "build", "-tags", "netgo osusergo", "-o", berthBin, "../../cmd/berth")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build berth:", err)
+			return 1
+		}
+	}
+	if shared, err = findShared(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for _, img := range []string{"busybox:1.35", "layers:1", "web:1"} {
+		out, err := exec.Command(berthBin, "--root", root, "--run-dir", runDir, "pull", "-q", "oci:"+filepath.Join(shared, "oci")+":"+img).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pull %s: %v\n%s", img, err, out)
+			return 1
+		}
+	}
+	before := leakSnapshot()
+	code := m.Run()
+	// Remove what the tests left, then check the host is as it was.
+	if out, err := exec.Command(berthBin, "--root", root, "--run-dir", runDir, "ps", "-aq").Output(); err == nil {
+		for _, id := range strings.Fields(string(out)) {
+			exec.Command(berthBin, "--root", root, "--run-dir", runDir, "rm", "-f", id).Run()
+		}
+	}
+	exec.Command(berthBin, "--root", root, "--run-dir", runDir, "rmi", "-f", "busybox:1.35", "layers:1", "web:1").Run()
+	time.Sleep(100 * time.Millisecond)
+	if leaks := leakDiff(before, leakSnapshot()); len(leaks) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: the tests left these behind:\n  %s\n", strings.Join(leaks, "\n  "))
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+func findShared() (string, error) {
+	dir, _ := os.Getwd()
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		p := filepath.Join(d, "..", "shared", "images")
+		if _, err := os.Stat(filepath.Join(p, "oci", "index.json")); err == nil {
+			return filepath.Clean(p), nil
+		}
+	}
+	return "", fmt.Errorf("../shared/images not found above %s", dir)
+}
+
+// result is a finished berth command.
+type result struct {
+	out, err string
+	code     int
+}
+
+// berth runs berth with the tests' root and returns its output and exit
+// code.
+func berth(t testing.TB, args ...string) result {
+	t.Helper()
+	return berthIn(t, nil, args...)
+}
+
+func berthIn(t testing.TB, stdin []byte, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(berthBin, append([]string{"--root", root, "--run-dir", runDir}, args...)...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	err := cmd.Run()
+	r := result{out: o.String(), err: e.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("berth %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// must runs berth and fails the test unless it exits 0.
+func must(t testing.TB, args ...string) string {
+	t.Helper()
+	r := berth(t, args...)
+	if r.code != 0 {
+		t.Fatalf("berth %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.out, r.err)
+	}
+	return r.out
+}
+
+// runDetached starts a container and removes it at the end of the test.
+func runDetached(t testing.TB, args ...string) string {
+	t.Helper()
+	id := strings.TrimSpace(must(t, append([]string{"run", "-d"}, args...)...))
+	t.Cleanup(func() { berth(t, "rm", "-f", id) })
+	return id
+}
+
+// inspect reads one field of a container with a Go template.
+func inspect(t testing.TB, id, tmpl string) string {
+	t.Helper()
+	return strings.TrimSpace(must(t, "inspect", "--format", tmpl, id))
+}
+
+// eventually polls cond until it holds or d passes.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// leakSnapshot lists what berth made on the host: mounts, cgroups,
+// container and supervisor processes.
+func leakSnapshot() map[string]bool {
+	out := map[string]bool{}
+	if data, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			f := strings.Fields(l)
+			if len(f) > 4 && strings.Contains(f[4], "berth-e2e") {
+				out["mount "+f[4]] = true
+			}
+		}
+	}
+	filepath.WalkDir("/sys/fs/cgroup", func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if strings.Count(p, "/") > 7 {
+			return filepath.SkipDir
+		}
+		if strings.Contains(p, "/berth/") {
+			out["cgroup "+p] = true
+		}
+		return nil
+	})
+	if ents, err := os.ReadDir("/proc"); err == nil {
+		for _, e := range ents {
+			cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			if err != nil {
+				continue
+			}
+			if bytes.HasPrefix(cmd, []byte("berth-runc\x00init")) || bytes.HasPrefix(cmd, []byte("berth-supervisor")) {
+				out["process "+e.Name()+" "+strings.ReplaceAll(string(cmd), "\x00", " ")] = true
+			}
+		}
+	}
+	return out
+}
+
+func leakDiff(before, after map[string]bool) []string {
+	var l []string
+	for k := range after {
+		if !before[k] {
+			l = append(l, k)
+		}
+	}
+	sort.Strings(l)
+	return l
+}
