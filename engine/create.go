@@ -93,8 +93,8 @@ func (e *Engine) Create(ctx context.Context, req *CreateRequest) (_ *Container, 
 		ID: id, Name: name, Created: time.Now().UTC(),
 		Config: cfg, HostConfig: hc,
 		Image: img.ID, ImageRef: cfg.Image,
-		Snapshot: snapshotKey(id),
-		State:    State{Status: "created"},
+		Snapshot:       snapshotKey(id),
+		State:          State{Status: "created"},
 		NetworkAliases: req.NetworkAliases, StaticIP: req.IP,
 	}
 	if err := e.checkNetworkMode(c); err != nil {
