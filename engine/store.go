@@ -68,13 +68,21 @@ func (s *store) view(fn func(tx *bolt.Tx) error) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	return db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketContainers) == nil {
-			return nil
+	fresh := false
+	err = db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketContainers, bucketNames, bucketVolumes} {
+			if tx.Bucket(b) == nil {
+				fresh = true // made by a process that has not committed its buckets yet
+				return nil
+			}
 		}
 		return fn(tx)
 	})
+	db.Close()
+	if fresh {
+		return s.update(fn)
+	}
+	return err
 }
 
 func getContainer(tx *bolt.Tx, id string) (*Container, error) {

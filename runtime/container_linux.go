@@ -110,15 +110,15 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 	if err := c.save(); err != nil {
 		return nil, err
 	}
-	// Making the cgroup directories and writing the limits takes about a
-	// millisecond of cgroupfs work: do it while the init starts; spawn
-	// waits for it before it moves the init in.
+	// The directories exist before the init starts: its rootfs setup
+	// bind-mounts them under /sys/fs/cgroup. Writing the limits takes
+	// most of the cgroupfs time: that is done while the init starts;
+	// spawn waits for it before it moves the init in.
+	if err := cg.Create(); err != nil {
+		return nil, err
+	}
 	cgReady := make(chan error, 1)
 	go func() {
-		if err := cg.Create(); err != nil {
-			cgReady <- err
-			return
-		}
 		cgReady <- applyResources(cg, spec)
 	}()
 	cgDone := false

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -283,7 +284,21 @@ func inspectObjects(ctx context.Context, g *globals, refs []string, typ, format 
 		out = append(out, obj)
 	}
 	if format != "" {
-		if err := render(os.Stdout, format, out, nil, ""); err != nil {
+		// Templates see the JSON shape (Docker's field names: .Id), as
+		// docker inspect's do.
+		rows := make([]any, len(out))
+		for i, o := range out {
+			b, err := json.Marshal(o)
+			if err != nil {
+				return err
+			}
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				return err
+			}
+			rows[i] = m
+		}
+		if err := render(os.Stdout, format, rows, nil, ""); err != nil {
 			return err
 		}
 	} else {

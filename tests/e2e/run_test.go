@@ -402,7 +402,7 @@ func TestKill9NeverLeavesUnremovable(t *testing.T) {
 		}
 		if id := idOf(t, name); id != "" {
 			st := inspect(t, id, "{{.State.Status}}")
-			if st != "created" && st != "running" && st != "exited" {
+			if st != "created" && st != "running" && st != "exited" && st != "dead" {
 				t.Errorf("%s after kill -9: state %q", name, st)
 			}
 			if r := berth(t, "rm", "-f", name); r.code != 0 {
