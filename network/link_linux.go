@@ -841,3 +841,6 @@ func (m *Manager) Tag() (string, error) {
 	err := m.view(func(st *state) error { tag = st.tag; return nil })
 	return tag, err
 }
+
+// StopDNS asks this run directory's DNS server to exit (system reset).
+func (m *Manager) StopDNS() error { return dns.Stop(m.DNSSocket(), 2*time.Second) }

@@ -321,7 +321,55 @@ func systemCmd(g *globals) *cobra.Command {
 	}
 	prune.Flags().BoolP("all", "a", false, "Remove all unused images not just dangling ones")
 	prune.Flags().BoolP("force", "f", false, "Do not prompt for confirmation")
-	c.AddCommand(df, prune, infoCmd(g), eventsCmd(g))
+	var force bool
+	reset := &cobra.Command{
+		Use:   "reset [OPTIONS]",
+		Short: "Remove all containers, images, volumes and networks, and berth's host objects (bridges, nftables table)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !force {
+				return exitCode(1, fmt.Errorf("system reset removes everything under %s: confirm with --force", g.root))
+			}
+			be, err := g.backend()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			cs, err := be.eng.List()
+			if err != nil {
+				return err
+			}
+			for _, c := range cs {
+				if err := be.eng.Remove(ctx, c.ID, true, true); err != nil {
+					fmt.Fprintln(os.Stderr, "berth: remove container", c.Name+":", err)
+				}
+			}
+			if m, err := be.eng.Network(); err == nil {
+				if err := m.Destroy(ctx); err != nil {
+					fmt.Fprintln(os.Stderr, "berth: remove networks:", err)
+				}
+				m.StopDNS()
+			}
+			if _, err := be.images.Prune(ctx, true); err != nil {
+				fmt.Fprintln(os.Stderr, "berth: remove images:", err)
+			}
+			if vols, err := be.eng.VolumeList(); err == nil {
+				for _, v := range vols {
+					be.eng.VolumeRemove(v.Name, true)
+				}
+			}
+			be.close()
+			g.be = nil
+			for _, d := range []string{g.runDir, g.root} {
+				if err := os.RemoveAll(d); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	reset.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	c.AddCommand(df, prune, reset, infoCmd(g), eventsCmd(g))
 	return c
 }
 

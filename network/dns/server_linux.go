@@ -61,6 +61,7 @@ type table struct {
 	names    map[string][]*Record // fqdn, lower case
 	ptr      map[string]string    // reverse fqdn -> fqdn
 	bySrc    map[netip.Addr][]string
+	self     map[netip.Addr]string // a record's address -> its first name (the container)
 }
 
 type listener struct {
@@ -75,6 +76,24 @@ type server struct {
 	listeners map[string]*listener // "netid|ip" -> servers
 	lastStat  string
 	endpoints int
+	quit      chan struct{} // closed by a "quit" control command
+	quitOnce  sync.Once
+}
+
+// Stop asks a running server to exit and waits until it stopped taking
+// commands. No server running is not an error.
+func Stop(socket string, timeout time.Duration) error {
+	c, err := net.DialTimeout("unix", socket, timeout)
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte("quit\n")); err != nil {
+		return err
+	}
+	_, err = bufio.NewReader(c).ReadString('\n')
+	return err
 }
 
 // Serve runs the server until ctx ends or it has been idle for cfg.IdleExit.
@@ -108,7 +127,7 @@ func Serve(ctx context.Context, cfg Config) error {
 		return ErrAlreadyRunning
 	}
 
-	s := &server{cfg: cfg, listeners: map[string]*listener{}}
+	s := &server{cfg: cfg, listeners: map[string]*listener{}, quit: make(chan struct{})}
 	empty := map[string]*table{}
 	s.tables.Store(&empty)
 	s.upstreams.Store(&[]string{})
@@ -155,6 +174,10 @@ func Serve(ctx context.Context, cfg Config) error {
 		case <-ctx.Done():
 			stopCtl()
 			return nil
+		case <-s.quit:
+			stopCtl()
+			s.closeListeners()
+			return nil
 		case <-tick.C:
 		}
 		if err := s.reload(false); err != nil {
@@ -190,7 +213,13 @@ func (s *server) count() int {
 func (s *server) control(c net.Conn) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return
+	}
+	if line == "quit\n" {
+		c.Write([]byte("ok\n"))
+		s.quitOnce.Do(func() { close(s.quit) })
 		return
 	}
 	if err := s.reload(true); err != nil {
@@ -325,9 +354,16 @@ func (s *server) listen(netID, ip string) (*listener, error) {
 }
 
 func buildTable(nw Network) *table {
-	t := &table{internal: nw.Internal, names: map[string][]*Record{}, ptr: map[string]string{}, bySrc: map[netip.Addr][]string{}}
+	t := &table{internal: nw.Internal, names: map[string][]*Record{}, ptr: map[string]string{}, bySrc: map[netip.Addr][]string{}, self: map[netip.Addr]string{}}
 	for i := range nw.Records {
 		r := &nw.Records[i]
+		if len(r.Names) > 0 {
+			for _, ip := range []string{r.IP4, r.IP6} {
+				if a, err := netip.ParseAddr(ip); err == nil {
+					t.self[a] = strings.ToLower(r.Names[0]) + "."
+				}
+			}
+		}
 		for j, n := range r.Names {
 			n = strings.ToLower(strings.TrimSuffix(n, "."))
 			if n == "" {
@@ -370,7 +406,26 @@ func (s *server) handle(netID string, w mdns.ResponseWriter, r *mdns.Msg) {
 	}
 	q := r.Question[0]
 	name := strings.ToLower(q.Name)
-	if recs, ok := t.names[name]; ok && q.Qclass == mdns.ClassINET {
+	recs, ok := t.names[name]
+	if !ok {
+		// A container connected to several networks resolves the names
+		// of all of them, whichever gateway it asks (as Docker's does).
+		if ra, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
+			if me, found := t.self[ra.Addr().Unmap()]; found {
+				for id, t2 := range *s.tables.Load() {
+					if id == netID {
+						continue
+					}
+					if _, member := t2.names[me]; member {
+						if recs, ok = t2.names[name]; ok {
+							break
+						}
+					}
+				}
+			}
+		}
+	}
+	if ok && q.Qclass == mdns.ClassINET {
 		m.SetReply(r)
 		m.Authoritative = true
 		m.RecursionAvailable = true

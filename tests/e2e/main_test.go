@@ -40,6 +40,10 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	root, runDir = filepath.Join(tmp, "root"), filepath.Join(tmp, "run")
+	// The tests' own bridge and nftables table, apart from a berth the
+	// host may run.
+	os.Setenv("BERTH_BRIDGE", "berthe2e0")
+	os.Setenv("BERTH_NFT_TABLE", "berth_e2e")
 	berthBin = os.Getenv("BERTH")
 	if berthBin == "" {
 		berthBin = filepath.Join(tmp, "berth")
@@ -63,14 +67,13 @@ func run(m *testing.M) int {
 	}
 	before := leakSnapshot()
 	code := m.Run()
-	// Remove what the tests left, then check the host is as it was.
-	if out, err := exec.Command(berthBin, "--root", root, "--run-dir", runDir, "ps", "-aq").Output(); err == nil {
-		for _, id := range strings.Fields(string(out)) {
-			exec.Command(berthBin, "--root", root, "--run-dir", runDir, "rm", "-f", id).Run()
-		}
+	// Remove what the tests left (containers, images, networks and their
+	// bridges and rules), then check the host is as it was.
+	if out, err := exec.Command(berthBin, "--root", root, "--run-dir", runDir, "system", "reset", "--force").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "system reset: %v\n%s", err, out)
+		code = 1
 	}
-	exec.Command(berthBin, "--root", root, "--run-dir", runDir, "rmi", "-f", "busybox:1.35", "layers:1", "web:1").Run()
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
 	if leaks := leakDiff(before, leakSnapshot()); len(leaks) > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: the tests left these behind:\n  %s\n", strings.Join(leaks, "\n  "))
 		if code == 0 {
@@ -182,13 +185,27 @@ func leakSnapshot() map[string]bool {
 		}
 		return nil
 	})
+	if links, err := exec.Command("ip", "-o", "link", "show").Output(); err == nil {
+		for _, l := range strings.Split(string(links), "\n") {
+			if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[1], "berth") {
+				out["link "+strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":")] = true
+			}
+		}
+	}
+	if tables, err := exec.Command("nft", "list", "tables").Output(); err == nil {
+		for _, l := range strings.Split(string(tables), "\n") {
+			if strings.Contains(l, "berth") {
+				out["nft "+l] = true
+			}
+		}
+	}
 	if ents, err := os.ReadDir("/proc"); err == nil {
 		for _, e := range ents {
 			cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
 			if err != nil {
 				continue
 			}
-			if bytes.HasPrefix(cmd, []byte("berth-runc\x00init")) || bytes.HasPrefix(cmd, []byte("berth-supervisor")) {
+			if bytes.HasPrefix(cmd, []byte("berth-runc\x00init")) || bytes.HasPrefix(cmd, []byte("berth-supervisor")) || (bytes.Contains(cmd, []byte("__dns")) && bytes.Contains(cmd, []byte(root))) {
 				out["process "+e.Name()+" "+strings.ReplaceAll(string(cmd), "\x00", " ")] = true
 			}
 		}
