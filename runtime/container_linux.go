@@ -150,7 +150,7 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 	defer fifo.Close()
 
 	cfg := &initConfig{
-		ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfsPath,
+		ID: id, Spec: spec, Rootfs: rootfsPath, // the init takes Process from Spec
 		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		NewMountNS:  hasNewNS(spec, specs.MountNamespace),
 		NoMountNS:   !hasNS(spec, specs.MountNamespace),

@@ -446,9 +446,15 @@ func (m *Manager) Exists() bool {
 // container made, deepest first. A group that still has processes is
 // reported as busy.
 func (m *Manager) Destroy() error {
-	var errs []error
+	// The hierarchies are independent and each rmdir waits on the
+	// kernel (css offlining): remove them in parallel.
+	errs := make([]error, 0, len(m.paths))
+	ch := make(chan error, len(m.paths))
 	for _, dir := range m.paths {
-		if err := removeTree(dir); err != nil {
+		go func() { ch <- removeTree(dir) }()
+	}
+	for range m.paths {
+		if err := <-ch; err != nil {
 			errs = append(errs, err)
 		}
 	}
