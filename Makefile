@@ -45,7 +45,7 @@ test-interop: deps build
 test-conformance: deps build
 	BERTH_RUNC=$(BIN)/berth-runc tests/conformance/run.sh
 
-bench: deps build
+bench: deps $(BIN)/berth-runc
 	BERTH_RUNC=$(BIN)/berth-runc bench/run.sh
 
 demo: deps build

@@ -72,12 +72,8 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 		}
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
-	owner := ""
-	if u, err := user.Current(); err == nil {
-		owner = u.Username
-	}
 	c := &Container{root: root, dir: dir, st: saved{
-		ID: id, Bundle: o.Bundle, Rootfs: rootfsPath, Created: time.Now().UTC(), Owner: owner,
+		ID: id, Bundle: o.Bundle, Rootfs: rootfsPath, Created: time.Now().UTC(),
 		Phase: StatusCreating, NoPivot: o.NoPivot, Spec: spec,
 	}}
 	var cg *cgroups.Manager
@@ -107,18 +103,27 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 		return nil, fmt.Errorf("linux.cgroupsPath: %w", err)
 	}
 	c.st.CgroupPaths = cg.Paths()
-	if err := c.save(); err != nil {
-		return nil, err
-	}
-	// The directories exist before the init starts: its rootfs setup
-	// bind-mounts them under /sys/fs/cgroup. Writing the limits takes
-	// most of the cgroupfs time: that is done while the init starts;
-	// spawn waits for it before it moves the init in.
-	if err := cg.Create(); err != nil {
-		return nil, err
-	}
+	// The first state write (it records the cgroup paths, so that delete
+	// can clean up after a create that was killed), making the cgroup
+	// directories and writing the limits take a millisecond or two of
+	// file system work: do them, in this order, while the init starts;
+	// spawn waits for them before the init joins the cgroup, and so
+	// before this function touches c.st again. A create killed before
+	// the state is written leaves a directory without state, which
+	// delete removes; the init then exits when its socket closes.
 	cgReady := make(chan error, 1)
 	go func() {
+		if u, err := user.Current(); err == nil {
+			c.st.Owner = u.Username
+		}
+		if err := c.save(); err != nil {
+			cgReady <- err
+			return
+		}
+		if err := cg.Create(); err != nil {
+			cgReady <- err
+			return
+		}
 		cgReady <- applyResources(cg, spec)
 	}()
 	cgDone := false
@@ -145,7 +150,7 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 	defer fifo.Close()
 
 	cfg := &initConfig{
-		ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfsPath,
+		ID: id, Spec: spec, Rootfs: rootfsPath, // the init takes Process from Spec
 		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		NewMountNS:  hasNewNS(spec, specs.MountNamespace),
 		NoMountNS:   !hasNS(spec, specs.MountNamespace),
@@ -199,11 +204,11 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 	}
 	tracef("create: spawned, in cgroup")
 	defer sp.sock.Close()
+	// The pid is saved with the "created" phase below: until then a
+	// killed create leaves the init in the recorded cgroup, where delete
+	// finds and kills it.
 	c.st.Pid = sp.pid
 	c.st.PidStart, _, _ = procStart(sp.pid)
-	if err := c.save(); err != nil {
-		return nil, err
-	}
 	for ready := false; !ready; {
 		typ, payload, err := readMsg(sp.sock)
 		if err != nil {
@@ -211,6 +216,10 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 		}
 		switch typ {
 		case msgHooks:
+			// Hooks may ask for the container's state: it has a pid now.
+			if err := c.save(); err != nil {
+				return nil, err
+			}
 			st := c.State()
 			st.Status = specs.StateCreating
 			st.Pid = c.st.Pid

@@ -27,8 +27,8 @@ import (
 type initConfig struct {
 	Exec         bool              `json:"exec,omitempty"` // exec into a running container rather than create one
 	ID           string            `json:"id"`
-	Spec         *specs.Spec       `json:"spec,omitempty"` // create: the whole config
-	Process      *specs.Process    `json:"process"`
+	Spec         *specs.Spec       `json:"spec,omitempty"`    // create: the whole config
+	Process      *specs.Process    `json:"process,omitempty"` // exec; create: Spec.Process
 	Rootfs       string            `json:"rootfs,omitempty"`
 	NoPivot      bool              `json:"no_pivot,omitempty"`
 	NoNewKeyring bool              `json:"no_new_keyring,omitempty"`
@@ -88,6 +88,9 @@ func runInit(sock fdIO) error {
 	}
 	traceOn = cfg.Trace
 	tracef("init: config read")
+	if cfg.Process == nil && cfg.Spec != nil {
+		cfg.Process = cfg.Spec.Process // create sends the process once, in the spec
+	}
 	os.Clearenv()
 	// Only the preserved fds (3 .. 3+N-1) and stdio may reach the
 	// container's program; everything else of ours closes on exec.

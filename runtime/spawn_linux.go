@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -157,6 +158,14 @@ func spawn(req *spawnRequest) (_ *spawned, retErr error) {
 		Stderr:     req.stdio[2],
 		ExtraFiles: files,
 	}
+	// Without a user or time namespace and with nothing to join, the init
+	// is cloned straight into its new namespaces (pid 1 of its pid
+	// namespace): the constructor has nothing to unshare and no
+	// intermediate process to fork.
+	direct := req.clone&(unix.CLONE_NEWUSER|unix.CLONE_NEWTIME) == 0 && len(req.joins) == 0 && !req.forceFork
+	if direct {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: req.clone &^ unix.CLONE_NEWCGROUP}
+	}
 	req.config.Trace = traceOn
 	tracef("spawn: exec init")
 	if err := cmd.Start(); err != nil {
@@ -180,7 +189,11 @@ func spawn(req *spawnRequest) (_ *spawned, retErr error) {
 
 	var b strings.Builder
 	// The cgroup namespace is made by init, once it is in its cgroup.
-	fmt.Fprintf(&b, "clone %x\n", req.clone&^unix.CLONE_NEWCGROUP)
+	if direct {
+		b.WriteString("clone 0\n")
+	} else {
+		fmt.Fprintf(&b, "clone %x\n", req.clone&^unix.CLONE_NEWCGROUP)
+	}
 	for _, j := range req.joins {
 		fmt.Fprintf(&b, "join %x %s\n", j.flag, j.path)
 	}
@@ -192,8 +205,41 @@ func spawn(req *spawnRequest) (_ *spawned, retErr error) {
 	}
 	msg := make([]byte, 4, 4+b.Len())
 	binary.LittleEndian.PutUint32(msg, uint32(b.Len()))
-	if _, err := parent.Write(append(msg, b.String()...)); err != nil {
-		return nil, fmt.Errorf("send namespaces to init: %w", err)
+	msg = append(msg, b.String()...)
+	// On cgroup v1 the constructor moves itself into the container's
+	// cgroups (see cgroups.Manager.TaskFiles): it gets the tasks files
+	// with the namespace message, once the directories exist.
+	joined := false
+	if req.cgroup != nil {
+		if req.cgroupReady != nil {
+			if err := req.cgroupReady(); err != nil {
+				return nil, err
+			}
+		}
+		tasks, ok, err := req.cgroup.TaskFiles()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			fds := make([]int, len(tasks))
+			for i, f := range tasks {
+				fds[i] = int(f.Fd())
+			}
+			err = unix.Sendmsg(int(parent.Fd()), msg, unix.UnixRights(fds...), nil, 0)
+			for _, f := range tasks {
+				f.Close()
+			}
+			if err != nil {
+				return nil, fmt.Errorf("send namespaces to init: %w", err)
+			}
+			joined = true
+			msg = nil
+		}
+	}
+	if msg != nil {
+		if _, err := parent.Write(msg); err != nil {
+			return nil, fmt.Errorf("send namespaces to init: %w", err)
+		}
 	}
 	for sp.pid == cmd.Process.Pid {
 		typ, payload, err := readMsg(parent)
@@ -213,6 +259,10 @@ func spawn(req *spawnRequest) (_ *spawned, retErr error) {
 				return nil, errors.New("bad pid message from init")
 			}
 			sp.pid = int(int32(binary.LittleEndian.Uint32(payload)))
+			if direct {
+				// Inside its pid namespace the init sees itself as 1.
+				sp.pid = cmd.Process.Pid
+			}
 			if sp.pid == cmd.Process.Pid {
 				// No fork: the init is the process we started.
 				goto started
@@ -261,7 +311,7 @@ started:
 			return nil, err
 		}
 	}
-	if req.cgroup != nil {
+	if req.cgroup != nil && !joined {
 		if err := req.cgroup.Add(sp.pid); err != nil {
 			return nil, err
 		}

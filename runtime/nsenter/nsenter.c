@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@
 #endif
 
 #define MAX_JOINS 16
+#define MAX_CGROUP_FDS 32
 #define MAX_MSG (64 * 1024)
 
 // Messages to the parent: one type byte, a 4-byte little-endian length, payload.
@@ -92,6 +94,35 @@ static void readall(void *buf, size_t n) {
 	}
 }
 
+// recvlen reads the 4-byte message length and any descriptors sent with it.
+static int recvlen(uint32_t *len, int *fds) {
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * MAX_CGROUP_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = {.iov_base = len, .iov_len = 4};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
+	ssize_t r;
+	do
+		r = recvmsg(pipefd, &mh, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		_exit(1); // parent went away
+	int n = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int cnt = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (int i = 0; i < cnt && n < MAX_CGROUP_FDS; i++)
+			memcpy(&fds[n++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+	}
+	if (mh.msg_flags & MSG_CTRUNC)
+		bail("too many cgroup files");
+	if (r < 4)
+		readall((char *)len + r, 4 - (size_t)r);
+	return n;
+}
+
 struct join {
 	int flag;
 	int fd;
@@ -139,8 +170,22 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		bail("prctl(PR_SET_DUMPABLE)");
 
+	// The length comes with the cgroup "tasks" files to join, if any
+	// (SCM_RIGHTS on the first bytes of the stream).
 	uint32_t len;
-	readall(&len, 4);
+	int cgfds[MAX_CGROUP_FDS];
+	int ncgfds = recvlen(&len, cgfds);
+	// Join the container's cgroups first, still single-threaded and in
+	// the host's namespaces: writing "0" to a v1 tasks file moves only
+	// this thread (so, now, the whole process) and spares the kernel's
+	// global threadgroup lock and the RCU grace period its writers wait
+	// for. Everything this process forks or the Go runtime starts later
+	// is born in the cgroups.
+	for (int i = 0; i < ncgfds; i++) {
+		if (write(cgfds[i], "0", 1) != 1)
+			bail("join cgroup");
+		close(cgfds[i]);
+	}
 	if (len == 0 || len > MAX_MSG)
 		bail("bad nsenter message length %u", len);
 	char *msg = malloc(len + 1);

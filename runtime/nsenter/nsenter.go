@@ -24,6 +24,13 @@
 //	timens <clock> <secs> <nanosecs>   time namespace offsets
 //	fork                               always fork (e.g. to enter a joined pid namespace)
 //
+// On cgroup v1 the descriptors of the container's "tasks" files come with
+// the length (SCM_RIGHTS); the constructor first writes "0" to each, which
+// moves this still single-threaded process into the container's cgroups
+// without the kernel's global threadgroup lock (see
+// cgroups.Manager.TaskFiles). With "clone 0" the process was already
+// cloned into its new namespaces, and the pid it reports is ignored.
+//
 // The constructor joins, then creates the user namespace and waits while the
 // parent writes its id maps (message 'U', answer 'u'), then unshares the
 // others. A new pid or time namespace only applies to children, so it then
