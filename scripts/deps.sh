@@ -3,7 +3,7 @@
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for p in busybox-static libc6-dev gcc make iproute2 ${BERTH_EXTRA_DEPS:-}; do
+for p in busybox-static libc6-dev gcc make iproute2 nftables util-linux ${BERTH_EXTRA_DEPS:-}; do
 	have "$p" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

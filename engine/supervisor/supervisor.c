@@ -1601,7 +1601,7 @@ static void supervise(void) {
 	}
 	// Anything else inherited must not reach the callbacks.
 	(void)syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
-	umask(027);
+	umask(022); // what the callbacks and the container inherit, as Docker's containers have
 	if (chdir(rundir) < 0)
 		_exit(1);
 	logfd = open("supervisor.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);

@@ -652,9 +652,12 @@ func doCopy(ctx context.Context, e *engine.Engine, src, dst string) error {
 				dir, as = path.Dir(dp), path.Base(dp)
 			}
 			pr, pw := io.Pipe()
-			go func() { pw.CloseWithError(hostTar(sp, as, pw)) }()
-			defer pr.Close()
-			return e.CopyTo(ctx, dc, dir, pr)
+			done := make(chan struct{})
+			go func() { defer close(done); pw.CloseWithError(hostTar(sp, as, pw)) }()
+			err = e.CopyTo(ctx, dc, dir, pr)
+			pr.Close()
+			<-done
+			return err
 		}
 		return e.CopyTo(ctx, dc, dp, r)
 	}
@@ -662,9 +665,19 @@ func doCopy(ctx context.Context, e *engine.Engine, src, dst string) error {
 
 func copyToHostDir(ctx context.Context, e *engine.Engine, ctr, p, as, dir string) error {
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(e.CopyFrom(ctx, ctr, p, as, pw)) }()
-	defer pr.Close()
+	done := make(chan error, 1)
+	go func() {
+		err := e.CopyFrom(ctx, ctr, p, as, pw)
+		pw.CloseWithError(err)
+		done <- err
+	}()
 	_, err := archive.Apply(dir, pr, archive.ApplyOptions{})
+	pr.Close()
+	// The reader's end is closed: wait until the copy gave back its mount
+	// of a stopped container before the command exits.
+	if cerr := <-done; cerr != nil && !errors.Is(cerr, io.ErrClosedPipe) {
+		return cerr
+	}
 	return err
 }
 
@@ -751,12 +764,15 @@ func commitCmd(g *globals) *cobra.Command {
 				ch.Env = c.Config.Env
 			}
 			pr, pw := io.Pipe()
+			done := make(chan struct{})
 			go func() {
+				defer close(done)
 				_, err := be.eng.DiffLayer(ctx, c.ID, pause, pw)
 				pw.CloseWithError(err)
 			}()
 			img, err := be.images.Commit(ctx, pr, parent, ch, ref)
 			pr.Close()
+			<-done // the container is unpaused again
 			if err != nil {
 				return err
 			}

@@ -19,6 +19,9 @@ func TestRunOutputAndExitCode(t *testing.T) {
 	if r.code != 3 || r.out != "out\n" || r.err != "err\n" {
 		t.Fatalf("run: code %d, stdout %q, stderr %q; want 3, out, err (streams kept apart)", r.code, r.out, r.err)
 	}
+	if out := must(t, "run", "--rm", "busybox:1.35", "sh", "-c", "umask"); out != "0022\n" {
+		t.Fatalf("umask in the container %q, want Docker's 0022", out)
+	}
 	r = berth(t, "run", "--rm", "layers:1")
 	if r.code != 0 || r.out != "hello from layers image: changed\n" {
 		t.Fatalf("layers:1 default command: code %d out %q err %q", r.code, r.out, r.err)
