@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/runtime"
-	"github.com/berth-project/berth/runtime/profile"
 )
 
 // ExecOptions are the options of Exec (`berth exec`).
@@ -102,7 +101,7 @@ func (e *Engine) Exec(ctx context.Context, ref string, o *ExecOptions) (*ExecPro
 		p.Env = append(p.Env, "TERM=xterm")
 	}
 	if o.Privileged {
-		all := profile.Capabilities()
+		all := boundedCapabilities()
 		p.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
 	}
 	eo := &runtime.ExecOpts{Process: p, Stdio: o.Stdio}

@@ -328,7 +328,7 @@ func containerEnv(cfg *container.Config, home string) []string {
 // capabilities is Docker's default set with --cap-add and --cap-drop
 // applied (ALL allowed in both), or every capability when privileged.
 func capabilities(hc *container.HostConfig) ([]string, error) {
-	all := profile.Capabilities()
+	all := boundedCapabilities()
 	if hc.Privileged {
 		return all, nil
 	}
@@ -530,4 +530,22 @@ func nofile() uint64 {
 		return r.Max
 	}
 	return 1048576
+}
+
+// boundedCapabilities is every capability the kernel knows that berth
+// itself may hand on (its bounding set): what --privileged and
+// --cap-add ALL give. A host that runs berth with a reduced bounding set
+// (a container host, say) gets that set, not a capset failure.
+func boundedCapabilities() []string {
+	var out []string
+	for _, name := range profile.Capabilities() {
+		n, ok := caps.Number(name)
+		if !ok {
+			continue
+		}
+		if r, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(n), 0, 0, 0); err == nil && r == 1 {
+			out = append(out, name)
+		}
+	}
+	return out
 }

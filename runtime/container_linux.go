@@ -275,7 +275,18 @@ func (c *Container) reapError(err error) error {
 }
 
 func dialConsole(path string) (*os.File, error) {
-	conn, err := net.Dial("unix", path)
+	addr := path
+	if len(path) > 100 {
+		// Longer than a socket address holds: reach it through a
+		// descriptor of its directory.
+		dir, err := os.Open(filepath.Dir(path))
+		if err != nil {
+			return nil, fmt.Errorf("console socket %s: %w", path, err)
+		}
+		defer dir.Close()
+		addr = fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), filepath.Base(path))
+	}
+	conn, err := net.Dial("unix", addr)
 	if err != nil {
 		return nil, fmt.Errorf("console socket %s: %w", path, err)
 	}

@@ -7,6 +7,7 @@ package main
 import (
 	"os"
 
+	_ "github.com/berth-project/berth/engine/initd"      // berth-init, for run --init
 	_ "github.com/berth-project/berth/engine/supervisor" // the supervisor, run before the Go runtime when asked
 	"github.com/berth-project/berth/internal/cli"
 	"github.com/berth-project/berth/runtime"
