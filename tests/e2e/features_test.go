@@ -2,9 +2,9 @@ package e2e
 
 import (
 	"bufio"
-	"io"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
