@@ -463,3 +463,37 @@ func (e *Engine) Stats(ref string) (*Container, *runtimeStats, error) {
 	st, err := rc.Stats()
 	return c, st, err
 }
+
+// Restore starts, after a reboot (or anything else that ended containers
+// behind berth's back), every container whose restart policy says it
+// should run: always, and unless-stopped unless a user stopped it. It is
+// what a host runs at boot (`berth system restore`, from a systemd unit).
+func (e *Engine) Restore(ctx context.Context) (started []*Container, errs []error) {
+	cs, err := e.List()
+	if err != nil {
+		return nil, []error{err}
+	}
+	for _, c := range cs {
+		rp := c.HostConfig.RestartPolicy.Name
+		if c.State.Running() || c.State.Status == "starting" || c.State.Status == "removing" {
+			continue
+		}
+		if rp != container.RestartPolicyAlways && !(rp == container.RestartPolicyUnlessStopped && !c.State.StoppedByUser) {
+			continue
+		}
+		if c.State.Status == "created" {
+			continue // never started: nothing to bring back
+		}
+		if _, err := e.Start(ctx, c.ID, StartOptions{}); err != nil {
+			errs = append(errs, fmt.Errorf("restore %s: %w", c.Name, err))
+			continue
+		}
+		started = append(started, c)
+	}
+	if m, err := e.Network(); err == nil {
+		if err := m.Reconcile(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return started, errs
+}

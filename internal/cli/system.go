@@ -369,7 +369,29 @@ func systemCmd(g *globals) *cobra.Command {
 		},
 	}
 	reset.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
-	c.AddCommand(df, prune, reset, infoCmd(g), eventsCmd(g))
+	restore := &cobra.Command{
+		Use:   "restore",
+		Short: "Start the containers whose restart policy says they run (always; unless-stopped unless stopped): run at boot",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			started, errs := e.Restore(cmd.Context())
+			for _, c := range started {
+				fmt.Println(c.Name)
+			}
+			for _, err := range errs {
+				fmt.Fprintln(os.Stderr, "berth:", err)
+			}
+			if len(errs) > 0 {
+				return exitCode(1, nil)
+			}
+			return nil
+		},
+	}
+	c.AddCommand(df, prune, reset, restore, infoCmd(g), eventsCmd(g))
 	return c
 }
 

@@ -293,3 +293,31 @@ func TestRecoveryAfterLostProcesses(t *testing.T) {
 	eventually(t, 5*time.Second, "exited", func() bool { return inspect(t, id, "{{.State.Status}}") == "exited" })
 	must(t, "rm", id)
 }
+
+// After a reboot (every process gone), `berth system restore` — what the
+// host runs at boot — brings back restart=always and unless-stopped
+// containers, but not one a user stopped nor one without a policy.
+func TestRestoreAfterReboot(t *testing.T) {
+	always := runDetached(t, "--restart", "always", "busybox:1.35", "sleep", "300")
+	unless := runDetached(t, "--restart", "unless-stopped", "busybox:1.35", "sleep", "300")
+	stopped := runDetached(t, "--restart", "unless-stopped", "busybox:1.35", "sleep", "300")
+	none := runDetached(t, "busybox:1.35", "sleep", "300")
+	must(t, "stop", "-t", "0", stopped)
+	for _, id := range []string{always, unless, none} {
+		var sp, cp int
+		sup, _ := os.ReadFile(filepath.Join(runDir, "containers", id, "supervisor.pid"))
+		fmt.Sscan(string(sup), &sp)
+		fmt.Sscan(inspect(t, id, "{{.State.Pid}}"), &cp)
+		syscall.Kill(sp, syscall.SIGKILL)
+		syscall.Kill(cp, syscall.SIGKILL)
+	}
+	for _, id := range []string{always, unless, none} {
+		eventually(t, 5*time.Second, "exited after the 'reboot'", func() bool { return inspect(t, id, "{{.State.Status}}") == "exited" })
+	}
+	out := must(t, "system", "restore")
+	for id, want := range map[string]string{always: "running", unless: "running", stopped: "exited", none: "exited"} {
+		if got := inspect(t, id, "{{.State.Status}}"); got != want {
+			t.Errorf("%s after restore: %s, want %s (restore printed %q)", id[:12], got, want, out)
+		}
+	}
+}
