@@ -16,6 +16,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/berth-project/berth/runtime"
 	"github.com/berth-project/berth/storage/snapshot"
 )
 
@@ -80,10 +81,12 @@ func (e *Engine) Create(ctx context.Context, req *CreateRequest) (_ *Container, 
 	if err := validateHostConfig(hc); err != nil {
 		return nil, err
 	}
+	runtime.Trace("engine create: begin")
 	img, err := e.images.ForContainer(ctx, cfg.Image)
 	if err != nil {
 		return nil, err
 	}
+	runtime.Trace("engine create: image resolved")
 	id := newID()
 	mergeImageConfig(cfg, &img.Config)
 	if cfg.Hostname == "" && !hc.NetworkMode.IsHost() && !hc.UTSMode.IsHost() {
@@ -116,6 +119,7 @@ func (e *Engine) Create(ctx context.Context, req *CreateRequest) (_ *Container, 
 		return nil, err
 	}
 
+	runtime.Trace("engine create: config checked")
 	if _, err := e.snap.Prepare(c.Snapshot, img.ChainID, map[string]string{"berth.container": id}); err != nil {
 		return nil, fmt.Errorf("prepare root filesystem: %w", err)
 	}
@@ -148,6 +152,7 @@ func (e *Engine) Create(ctx context.Context, req *CreateRequest) (_ *Container, 
 	if err != nil {
 		return nil, err
 	}
+	runtime.Trace("engine create: recorded")
 	e.event("container", "create", c, nil)
 	return c, nil
 }

@@ -49,9 +49,12 @@ func (e *Engine) List() ([]*Container, error) {
 	if err != nil {
 		return nil, err
 	}
+	known := map[string]bool{}
 	for _, c := range out {
 		e.refresh(c)
+		known[c.ID] = true
 	}
+	e.gcRunDirs(known)
 	sortNewest(out)
 	return out, nil
 }
@@ -140,6 +143,12 @@ type StartOptions struct {
 	// WaitAttach holds the container until a client attached, so that a
 	// foreground run loses no output.
 	WaitAttach bool
+	// SelfCleanup: the caller waits for the container's exit and calls
+	// Reap itself (a foreground run), sparing the supervisor a cleanup
+	// callback. If the caller dies first, the next command that looks at
+	// the container cleans up (see refresh). Ignored with a restart
+	// policy.
+	SelfCleanup bool
 }
 
 // Start starts a created or exited container under a new supervisor and
@@ -183,7 +192,8 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Contai
 	})
 	runtime.Trace("engine start: starting recorded")
 	if err == nil {
-		err = e.spawnSupervisor(c, o.WaitAttach)
+		rp := c.HostConfig.RestartPolicy.Name
+		err = e.spawnSupervisor(c, o.WaitAttach, o.SelfCleanup && (rp == "" || rp == "no"))
 	}
 	runtime.Trace("engine start: supervisor spawned")
 	if err != nil {
@@ -404,6 +414,8 @@ func (e *Engine) unmountRootfs(id string) {
 // CleanupCallback runs in `berth __cleanup ID CODE`, called by the
 // supervisor after the container's init exited with code.
 func (e *Engine) CleanupCallback(ctx context.Context, id string, code int) error {
+	runtime.Trace("cleanup callback: begin")
+	defer runtime.Trace("cleanup callback: done")
 	unlock, err := e.lock(id)
 	if err != nil {
 		return err
@@ -424,14 +436,18 @@ func (e *Engine) CleanupCallback(ctx context.Context, id string, code int) error
 // exit; with --rm it removes the container.
 func (e *Engine) cleanupLocked(c *Container, code int, at time.Time, errMsg string) error {
 	oom := false
+	runtime.Trace("cleanup: locked")
 	if rc, err := runtime.Load(e.runtimeRoot(), c.ID); err == nil {
 		oom, _ = rc.OOMKilled()
 		if err := rc.Delete(true); err != nil {
 			runtime.Warn("delete runtime state of %s: %v", c.ID, err)
 		}
 	}
+	runtime.Trace("cleanup: runtime deleted")
 	e.unmountRootfs(c.ID)
+	runtime.Trace("cleanup: unmounted")
 	e.teardownNetwork(c)
+	runtime.Trace("cleanup: network down")
 	if c.HostConfig.AutoRemove {
 		return e.removeLocked(c, true)
 	}
@@ -474,9 +490,11 @@ func (e *Engine) removeLocked(c *Container, volumes bool) error {
 	}
 	e.unmountRootfs(c.ID)
 	e.teardownNetwork(c)
+	runtime.Trace("remove: begin")
 	if err := e.snap.Remove(c.Snapshot); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
 		return fmt.Errorf("remove root filesystem of %s: %w", c.Name, err)
 	}
+	runtime.Trace("remove: snapshot removed")
 	if err := e.db.update(func(tx *bolt.Tx) error {
 		if id := tx.Bucket(bucketNames).Get([]byte(c.Name)); string(id) == c.ID {
 			tx.Bucket(bucketNames).Delete([]byte(c.Name))
@@ -485,8 +503,10 @@ func (e *Engine) removeLocked(c *Container, volumes bool) error {
 	}); err != nil {
 		return err
 	}
+	runtime.Trace("remove: record deleted")
 	os.RemoveAll(e.ctrDir(c.ID))
 	e.removeRunDir(c.ID)
+	runtime.Trace("remove: files removed")
 	if volumes {
 		for _, m := range c.Mounts {
 			if m.Type == "volume" && m.Anonymous {
@@ -498,15 +518,53 @@ func (e *Engine) removeLocked(c *Container, volumes bool) error {
 	return nil
 }
 
-// removeRunDir removes the run-time directory, keeping the supervisor's
-// exit file while the supervisor lives (a foreground run reads it).
+// removeRunDir removes the run-time directory of a removed container but
+// its supervisor's exit record, which a foreground `run --rm` still reads
+// (ExitOf removes the rest); gcRunDirs removes those left by a client that
+// died.
 func (e *Engine) removeRunDir(id string) {
 	dir := e.runDir(id)
-	os.RemoveAll(filepath.Join(dir, "bundle"))
 	os.Remove(e.lockPath(id))
-	if !e.supervisorAlive(id) {
-		os.RemoveAll(dir)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
 	}
+	for _, ent := range ents {
+		if ent.Name() != "exit" {
+			os.RemoveAll(filepath.Join(dir, ent.Name()))
+		}
+	}
+}
+
+// gcRunDirs removes run-time directories of containers that no longer
+// exist and whose supervisor is gone.
+func (e *Engine) gcRunDirs(known map[string]bool) {
+	ents, err := os.ReadDir(filepath.Join(e.cfg.RunDir, "containers"))
+	if err != nil {
+		return
+	}
+	for _, ent := range ents {
+		id := ent.Name()
+		if known[id] || !validContainerID(id) || e.supervisorAlive(id) {
+			continue
+		}
+		if fi, err := ent.Info(); err == nil && time.Since(fi.ModTime()) < time.Minute {
+			continue // a foreground run may still read its exit record
+		}
+		os.RemoveAll(e.runDir(id))
+	}
+}
+
+func validContainerID(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func writeFileAtomic(path string, data []byte) error {
@@ -515,4 +573,33 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// Reap records the exit of a container started with SelfCleanup, once its
+// supervisor is gone, and cleans up what it held (removing it with --rm).
+// A container someone else already cleaned up is left as it is.
+func (e *Engine) Reap(ctx context.Context, id string) error {
+	unlock, err := e.lock(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c, err := e.getRaw(id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !c.State.Running() && c.State.Status != "starting" {
+		if c.HostConfig.AutoRemove {
+			return e.removeLocked(c, true)
+		}
+		return nil
+	}
+	code, at, ok := e.readExit(id)
+	if !ok {
+		code, at = 255, time.Now().UTC()
+	}
+	return e.cleanupLocked(c, code, at, "")
 }

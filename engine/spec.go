@@ -175,7 +175,7 @@ func buildSpec(c *Container, in *specInput) (*specs.Spec, error) {
 	// Cgroup and resources.
 	parent := hc.CgroupParent
 	if parent == "" {
-		parent = "/berth"
+		parent = DefaultCgroupParent()
 	}
 	l.CgroupsPath = filepath.Join(parent, c.ID)
 	res, err := resources(hc)
@@ -548,4 +548,14 @@ func boundedCapabilities() []string {
 		}
 	}
 	return out
+}
+
+// DefaultCgroupParent is the cgroup containers are made under without
+// --cgroup-parent: /berth, or $BERTH_CGROUP_PARENT (it must name berth, so
+// that what berth makes on the host is recognisable).
+func DefaultCgroupParent() string {
+	if p := os.Getenv("BERTH_CGROUP_PARENT"); p != "" && strings.Contains(p, "berth") {
+		return p
+	}
+	return "/berth"
 }

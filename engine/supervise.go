@@ -13,7 +13,7 @@ import (
 
 // spawnSupervisor starts the container's supervisor, which calls back
 // `berth __start` to make the container.
-func (e *Engine) spawnSupervisor(c *Container, waitAttach bool) error {
+func (e *Engine) spawnSupervisor(c *Container, waitAttach, selfCleanup bool) error {
 	dir := e.runDir(c.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -39,7 +39,9 @@ func (e *Engine) spawnSupervisor(c *Container, waitAttach bool) error {
 		WaitAttach: waitAttach,
 		Restart:    string(hc.RestartPolicy.Name),
 		Start:      append(append([]string{}, global...), "__start", c.ID, console, filepath.Join(dir, supervisor.PidFile)),
-		Cleanup:    append(append([]string{}, global...), "__cleanup", c.ID),
+	}
+	if !selfCleanup {
+		cfg.Cleanup = append(append([]string{}, global...), "__cleanup", c.ID)
 	}
 	if cfg.Restart == string(RestartOnFailureName) {
 		cfg.RestartMaxRetries = hc.RestartPolicy.MaximumRetryCount

@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/runtime"
 )
 
 // Version is berth's version, set at build time.
@@ -49,8 +51,10 @@ func exitCode(code int, err error) error { return &exitError{code: code, err: er
 
 // Main runs the berth command line and returns the exit code.
 func Main(args []string) int {
+	runtime.Trace("cli: main")
 	g := &globals{}
-	root := newRoot(g)
+	root := newRoot(g, args)
+	runtime.Trace("cli: commands built")
 	root.SetArgs(args)
 	ctx, cancel := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
 	defer cancel()
@@ -76,7 +80,7 @@ func Main(args []string) int {
 	return 125
 }
 
-func newRoot(g *globals) *cobra.Command {
+func newRoot(g *globals, args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:               "berth [OPTIONS] COMMAND",
 		Short:             "A fast, daemonless container engine",
@@ -96,20 +100,27 @@ func newRoot(g *globals) *cobra.Command {
 	fl.BoolVarP(&g.debug, "debug", "D", false, "Enable debug output")
 	root.SetVersionTemplate("berth version {{.Version}}\n")
 
-	add := func(group string, cmds ...*cobra.Command) {
-		for _, c := range cmds {
-			c.GroupID = group
-			root.AddCommand(c)
+	root.AddGroup(&cobra.Group{ID: "common", Title: "Common Commands:"}, &cobra.Group{ID: "management", Title: "Management Commands:"}, &cobra.Group{ID: "commands", Title: "Commands:"})
+	// Only the command asked for is built (building all of them costs
+	// milliseconds, paid by every container start through the
+	// supervisor's callbacks); help and unknown commands get them all.
+	want := firstCommand(args)
+	found := false
+	for _, e := range commandTable {
+		if e.name == want {
+			found = true
 		}
 	}
-	root.AddGroup(&cobra.Group{ID: "common", Title: "Common Commands:"}, &cobra.Group{ID: "management", Title: "Management Commands:"}, &cobra.Group{ID: "commands", Title: "Commands:"})
-	add("common", runCmd(g), execCmd(g), psCmd(g), buildLikeImagesCmd(g), pullCmd(g), pushCmd(g), loginCmd(g), logoutCmd(g), versionCmd(g), infoCmd(g))
-	add("management", containerCmd(g), imageCmd(g), networkCmd(g), volumeCmd(g), systemCmd(g))
-	add("commands", attachCmd(g), commitCmd(g), cpCmd(g), createCmd(g), diffCmd(g), eventsCmd(g), exportCmd(g), historyCmd(g), importCmd(g),
-		inspectCmd(g), killCmd(g), loadCmd(g), logsCmd(g), pauseCmd(g), portCmd(g), renameCmd(g), restartCmd(g), rmCmd(g), rmiCmd(g),
-		saveCmd(g), startCmd(g), statsCmd(g), stopCmd(g), tagCmd(g), topCmd(g), unpauseCmd(g), updateCmd(g), waitCmd(g))
-	for _, c := range callbackCmds(g) {
-		c.Hidden = true
+	for _, e := range commandTable {
+		if found && e.name != want {
+			continue
+		}
+		c := e.make(g)
+		if e.group == "" {
+			c.Hidden = true
+		} else {
+			c.GroupID = e.group
+		}
 		root.AddCommand(c)
 	}
 	return root
@@ -223,3 +234,44 @@ func engineStartCode(err error) int {
 }
 
 var _ io.Writer
+
+type commandEntry struct {
+	group string // "" for the supervisor's callbacks (hidden)
+	name  string
+	make  func(*globals) *cobra.Command
+}
+
+var commandTable = []commandEntry{
+	{"common", "run", runCmd}, {"common", "exec", execCmd}, {"common", "ps", psCmd}, {"common", "images", buildLikeImagesCmd},
+	{"common", "pull", pullCmd}, {"common", "push", pushCmd}, {"common", "login", loginCmd}, {"common", "logout", logoutCmd},
+	{"common", "version", versionCmd}, {"common", "info", infoCmd},
+	{"management", "container", containerCmd}, {"management", "image", imageCmd}, {"management", "network", networkCmd},
+	{"management", "volume", volumeCmd}, {"management", "system", systemCmd},
+	{"commands", "attach", attachCmd}, {"commands", "commit", commitCmd}, {"commands", "cp", cpCmd}, {"commands", "create", createCmd},
+	{"commands", "diff", diffCmd}, {"commands", "events", eventsCmd}, {"commands", "export", exportCmd}, {"commands", "history", historyCmd},
+	{"commands", "import", importCmd}, {"commands", "inspect", inspectCmd}, {"commands", "kill", killCmd}, {"commands", "load", loadCmd},
+	{"commands", "logs", logsCmd}, {"commands", "pause", pauseCmd}, {"commands", "port", portCmd}, {"commands", "rename", renameCmd},
+	{"commands", "restart", restartCmd}, {"commands", "rm", rmCmd}, {"commands", "rmi", rmiCmd}, {"commands", "save", saveCmd},
+	{"commands", "start", startCmd}, {"commands", "stats", statsCmd}, {"commands", "stop", stopCmd}, {"commands", "tag", tagCmd},
+	{"commands", "top", topCmd}, {"commands", "unpause", unpauseCmd}, {"commands", "update", updateCmd}, {"commands", "wait", waitCmd},
+	{"", "__start", func(g *globals) *cobra.Command { return callbackCmds(g)[0] }},
+	{"", "__cleanup", func(g *globals) *cobra.Command { return callbackCmds(g)[1] }},
+	{"", "__dns", func(g *globals) *cobra.Command { return callbackCmds(g)[2] }},
+	{"", "__health", func(g *globals) *cobra.Command { return callbackCmds(g)[3] }},
+}
+
+// firstCommand is the command name in args: the first argument that is
+// not a global flag or a global flag's value.
+func firstCommand(args []string) string {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--root" || a == "--run-dir" || a == "--storage-driver":
+			i++
+		case strings.HasPrefix(a, "-"):
+		default:
+			return a
+		}
+	}
+	return ""
+}

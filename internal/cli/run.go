@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/berth-project/berth/engine"
+	"github.com/berth-project/berth/runtime"
 )
 
 func runCmd(g *globals) *cobra.Command {
@@ -59,13 +60,16 @@ func doRun(cmd *cobra.Command, g *globals, f *runFlags, args []string, start boo
 	if f.tty && !f.detach && start && !term.IsTerminal(int(os.Stdin.Fd())) && f.interactive {
 		return exitCode(1, errors.New("the input device is not a TTY"))
 	}
+	runtime.Trace("cli: flags parsed")
 	be, err := g.backend()
 	if err != nil {
 		return exitCode(125, err)
 	}
+	runtime.Trace("cli: backend open")
 	if err := ensureImage(ctx, g, be, args[0], f.pull, f.platform); err != nil {
 		return exitCode(125, err)
 	}
+	runtime.Trace("cli: image found")
 	c, err := be.eng.Create(ctx, &engine.CreateRequest{Name: f.name, Config: cfg, HostConfig: hc, NetworkAliases: f.networkAlias, IP: f.ip})
 	if err != nil {
 		return exitCode(125, err)
@@ -98,8 +102,10 @@ func runAttached(ctx context.Context, g *globals, e *engine.Engine, ref string, 
 	if err != nil {
 		return exitCode(125, err)
 	}
+	selfCleanup := false
 	if o.start {
-		if c, err = e.Start(ctx, c.ID, engine.StartOptions{WaitAttach: true}); err != nil {
+		selfCleanup = true
+		if c, err = e.Start(ctx, c.ID, engine.StartOptions{WaitAttach: true, SelfCleanup: true}); err != nil {
 			return exitCode(engineStartCode(err), err)
 		}
 	}
@@ -178,6 +184,7 @@ func runAttached(ctx context.Context, g *globals, e *engine.Engine, ref string, 
 		return nil
 	case <-outDone:
 	}
+	runtime.Trace("cli: output ended")
 	// The output ended: the container exited. Wait for its cleanup (and
 	// removal with --rm) unless a restart policy keeps the supervisor.
 	cur, err := e.Get(c.ID)
@@ -186,7 +193,15 @@ func runAttached(ctx context.Context, g *globals, e *engine.Engine, ref string, 
 	} else if rp := cur.HostConfig.RestartPolicy.Name; rp == "" || rp == "no" {
 		e.WaitSupervisor(c)
 	}
+	runtime.Trace("cli: supervisor gone")
 	ex, ok := e.ExitOf(c)
+	if selfCleanup {
+		if err := e.Reap(ctx, c.ID); err != nil {
+			fmt.Fprintln(os.Stderr, "berth: clean up", c.Name+":", err)
+		}
+		e.ExitOf(c) // removes what is left of a removed container
+		runtime.Trace("cli: reaped")
+	}
 	if !ok {
 		if cur, err := e.Get(c.ID); err == nil {
 			return exitCode(cur.State.ExitCode, nil)

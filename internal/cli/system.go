@@ -223,6 +223,11 @@ func infoCmd(g *globals) *cobra.Command {
 			info["RunDir"] = be.eng.RunDir()
 			info["LoggingDriver"] = "json-file"
 			info["SecurityOptions"] = []string{"name=seccomp,profile=builtin"}
+			if m, err := be.eng.Network(); err == nil {
+				if tag, err := m.Tag(); err == nil {
+					info["NetworkLinkPrefix"] = "berth" + tag // host ends of veths, user bridges
+				}
+			}
 			if format != "" {
 				return render(os.Stdout, format, []any{info}, nil, "")
 			}

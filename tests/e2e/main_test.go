@@ -20,6 +20,8 @@ var (
 	root     string // --root of the tests' store
 	runDir   string // --run-dir
 	shared   string // ../shared/images
+	// linkPrefix names this root's veths and user bridges.
+	linkPrefix = "berth-unknown"
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -44,6 +46,7 @@ func run(m *testing.M) int {
 	// host may run.
 	os.Setenv("BERTH_BRIDGE", "berthe2e0")
 	os.Setenv("BERTH_NFT_TABLE", "berth_e2e")
+	os.Setenv("BERTH_CGROUP_PARENT", "/berth-e2e")
 	berthBin = os.Getenv("BERTH")
 	if berthBin == "" {
 		berthBin = filepath.Join(tmp, "berth")
@@ -65,6 +68,9 @@ func run(m *testing.M) int {
 			return 1
 		}
 	}
+	if out, err := exec.Command(berthBin, "--root", root, "--run-dir", runDir, "info", "--format", "{{.NetworkLinkPrefix}}").Output(); err == nil {
+		linkPrefix = strings.TrimSpace(string(out))
+	}
 	before := leakSnapshot()
 	code := m.Run()
 	// Remove what the tests left (containers, images, networks and their
@@ -74,7 +80,11 @@ func run(m *testing.M) int {
 		code = 1
 	}
 	time.Sleep(200 * time.Millisecond)
-	if leaks := leakDiff(before, leakSnapshot()); len(leaks) > 0 {
+	leaks := leakDiff(before, leakSnapshot())
+	if exec.Command("ip", "link", "show", "berthe2e0").Run() == nil {
+		leaks = append(leaks, "link berthe2e0 (the default bridge, after system reset)")
+	}
+	if len(leaks) > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: the tests left these behind:\n  %s\n", strings.Join(leaks, "\n  "))
 		if code == 0 {
 			code = 1
@@ -168,7 +178,7 @@ func leakSnapshot() map[string]bool {
 	if data, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
 		for _, l := range strings.Split(string(data), "\n") {
 			f := strings.Fields(l)
-			if len(f) > 4 && strings.Contains(f[4], "berth-e2e") {
+			if len(f) > 4 && (strings.HasPrefix(f[4], root) || strings.HasPrefix(f[4], runDir)) {
 				out["mount "+f[4]] = true
 			}
 		}
@@ -182,21 +192,21 @@ func leakSnapshot() map[string]bool {
 		}
 		// The engine's containers: 64-hex ids under a berth parent (the
 		// runtime's own tests, which may run meanwhile, use names).
-		if strings.Contains(p, "/berth/") && len(filepath.Base(p)) == 64 {
+		if strings.Contains(p, "/berth-e2e/") {
 			out["cgroup "+p] = true
 		}
 		return nil
 	})
 	if links, err := exec.Command("ip", "-o", "link", "show").Output(); err == nil {
 		for _, l := range strings.Split(string(links), "\n") {
-			if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[1], "berth") {
+			if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[1], linkPrefix) {
 				out["link "+strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":")] = true
 			}
 		}
 	}
 	if tables, err := exec.Command("nft", "list", "tables").Output(); err == nil {
 		for _, l := range strings.Split(string(tables), "\n") {
-			if strings.Contains(l, "berth") {
+			if strings.Contains(l, "berth_e2e") {
 				out["nft "+l] = true
 			}
 		}
@@ -207,7 +217,11 @@ func leakSnapshot() map[string]bool {
 			if err != nil {
 				continue
 			}
-			if bytes.HasPrefix(cmd, []byte("berth-runc\x00init")) || bytes.HasPrefix(cmd, []byte("berth-supervisor")) || (bytes.Contains(cmd, []byte("__dns")) && bytes.Contains(cmd, []byte(root))) {
+			cg, _ := os.ReadFile("/proc/" + e.Name() + "/cgroup")
+			mine := bytes.Contains(cg, []byte("/berth-e2e/"))
+			cwd, _ := os.Readlink("/proc/" + e.Name() + "/cwd")
+			if (mine && bytes.HasPrefix(cmd, []byte("berth-runc\x00init"))) || bytes.Contains(cmd, []byte(root)) ||
+				(bytes.HasPrefix(cmd, []byte("berth-supervisor")) && strings.HasPrefix(cwd, runDir)) {
 				out["process "+e.Name()+" "+strings.ReplaceAll(string(cmd), "\x00", " ")] = true
 			}
 		}
