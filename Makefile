@@ -10,7 +10,7 @@ export CGO_ENABLED := 1
 # config.json (paid by every berth-runc process) is about twice as fast.
 export GOEXPERIMENT := jsonv2
 
-.PHONY: all build test test-fuzz test-interop test-conformance bench demo deps clean fmt vet
+.PHONY: all build test test-fuzz test-interop test-conformance bench bench-runtime bench-engine bench-containers bench-images bench-network demo deps clean fmt vet
 
 all: build
 
@@ -48,8 +48,24 @@ test-interop: deps build
 test-conformance: deps build
 	BERTH_RUNC=$(BIN)/berth-runc tests/conformance/run.sh
 
-bench: deps $(BIN)/berth-runc
+# make bench runs both benchmarks; BENCH_ARGS goes to the runtime bench,
+# BENCH_ENGINE_ARGS to the engine bench (go run ./bench/enginebench -h).
+bench: bench-runtime bench-engine
+
+bench-runtime: deps $(BIN)/berth-runc
 	BERTH_RUNC=$(BIN)/berth-runc bench/run.sh
+
+bench-engine: deps $(BIN)/berth
+	BERTH=$(BIN)/berth bench/engine.sh
+
+bench-containers: deps $(BIN)/berth
+	BERTH=$(BIN)/berth bench/engine.sh -only run,churn,mem
+
+bench-images: deps $(BIN)/berth
+	BERTH=$(BIN)/berth bench/engine.sh -only pull,load
+
+bench-network: deps $(BIN)/berth
+	BERTH=$(BIN)/berth bench/engine.sh -only net,run
 
 demo: deps build
 	BERTH=$(BIN)/berth scripts/demo.sh

@@ -327,6 +327,11 @@ func validateHostConfig(hc *container.HostConfig) error {
 			return fmt.Errorf("invalid %s mode %q: want host or container:NAME", m.flag, v)
 		}
 	}
+	switch hc.UsernsMode {
+	case "", "host":
+	default:
+		return fmt.Errorf("--userns %s: remapping container root to a host id range is not supported yet (it needs id-mapped layer mounts); only --userns host (the default) is", hc.UsernsMode)
+	}
 	switch hc.CgroupnsMode {
 	case "", "host", "private":
 	default:

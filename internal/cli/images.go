@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -106,7 +107,7 @@ func pullImage(ctx context.Context, g *globals, be *backend, ref, platform strin
 			return nil, fmt.Errorf("%w: %v", reference.ErrInvalid, err)
 		}
 		if !quiet {
-			fmt.Fprintf(out, "%s: Pulling from %s\n", tagOrDigest(r), r.FamiliarName())
+			fmt.Fprintf(out, "%s: Pulling from %s\n", tagOrDigest(r), r.Path)
 		}
 		plat.Progress = pr
 		plat.SourceDB = sourceDB(g)
@@ -184,25 +185,40 @@ func pullCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// What the name was before: "up to date" or "downloaded newer".
+			var oldID string
+			if old, err := be.images.Get(cmd.Context(), args[0]); err == nil {
+				oldID = old.ID
+			}
 			img, err := pullImage(cmd.Context(), g, be, args[0], platform, quiet, os.Stdout)
 			if err != nil {
 				return err
 			}
-			if quiet {
-				fmt.Println(img.ID)
-				return nil
+			// As docker pull: the reference pulled, in full (also alone
+			// with -q); an OCI layout's image by its first name.
+			name, full := firstTag(img), ""
+			if r, err := reference.ParseDocker(args[0]); err == nil && !strings.HasPrefix(args[0], "oci:") {
+				name, full = r.Familiar(), r.String()
+			} else if len(img.RepoTags) > 0 {
+				full = fullName(img.RepoTags[0])
+			} else {
+				full = img.ID
 			}
-			fmt.Printf("Status: Image is up to date for %s\n", firstTag(img))
-			if len(img.RepoTags) > 0 {
-				fmt.Println(fullName(img.RepoTags[0]))
+			if !quiet {
+				if oldID == img.ID {
+					fmt.Printf("Status: Image is up to date for %s\n", name)
+				} else {
+					fmt.Printf("Status: Downloaded newer image for %s\n", name)
+				}
 			}
+			fmt.Println(full)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Suppress verbose output")
 	cmd.Flags().StringVar(&platform, "platform", "", "Set platform if server is multi-platform capable")
 	cmd.Flags().BoolP("all-tags", "a", false, "Download all tagged images in the repository (not supported)")
-	return cmd
+	return exit1(cmd)
 }
 
 func fullName(s string) string {
@@ -261,6 +277,10 @@ func pushCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// As docker push: the image now has a digest in that repository.
+			if _, err := be.images.Register(ctx, desc, []string{r.TrimNamed().WithDigest(desc.Digest).String()}, image.WithPlatform(img.Platform)); err != nil {
+				fmt.Fprintf(os.Stderr, "warning: pushed, but the repository digest was not recorded: %v\n", err)
+			}
 			if quiet {
 				fmt.Println(desc.Digest)
 			} else {
@@ -270,7 +290,7 @@ func pushCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Suppress verbose output")
-	return cmd
+	return exit1(cmd)
 }
 
 type imageRow struct {
@@ -310,7 +330,7 @@ func buildLikeImagesCmd(g *globals) *cobra.Command {
 				case "since":
 					opts.Since = vals[0]
 				default:
-					return exitCode(125, fmt.Errorf("invalid filter %q", k))
+					return exitCode(1, fmt.Errorf("invalid filter %q", k))
 				}
 			}
 			if len(args) == 1 {
@@ -327,22 +347,33 @@ func buildLikeImagesCmd(g *globals) *cobra.Command {
 					id = img.ShortID()
 				}
 				base := imageRow{ID: id, CreatedSince: ago(img.Created), CreatedAt: img.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"), Size: humanSize(img.Size), Digest: "<none>"}
-				if len(img.RepoDigests) > 0 {
-					_, d, _ := strings.Cut(img.RepoDigests[0], "@")
-					base.Digest = d
+				// A digest belongs to one repository: each row shows its own.
+				digestOf := func(repo string) string {
+					for _, rd := range img.RepoDigests {
+						if n, d, _ := strings.Cut(rd, "@"); n == repo {
+							return d
+						}
+					}
+					return "<none>"
 				}
 				if len(img.RepoTags) == 0 {
 					r := base
 					r.Repository, r.Tag = "<none>", "<none>"
 					if len(img.RepoDigests) > 0 {
-						r.Repository, _, _ = strings.Cut(img.RepoDigests[0], "@")
+						r.Repository, r.Digest, _ = strings.Cut(img.RepoDigests[0], "@")
 					}
 					rows = append(rows, r)
 				}
 				for _, t := range img.RepoTags {
+					// As docker images: with a reference filter, only the
+					// names that match it.
+					if len(opts.Reference) > 0 && !tagMatches(t, opts.Reference) {
+						continue
+					}
 					r := base
 					i := strings.LastIndex(t, ":")
 					r.Repository, r.Tag = t[:i], t[i+1:]
+					r.Digest = digestOf(r.Repository)
 					rows = append(rows, r)
 				}
 			}
@@ -371,7 +402,7 @@ func buildLikeImagesCmd(g *globals) *cobra.Command {
 	fl.BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
 	fl.StringArrayVarP(&filterList, "filter", "f", nil, "Filter output based on conditions provided")
 	fl.StringVar(&format, "format", "", "Format output using a custom template")
-	return cmd
+	return exit1(cmd)
 }
 
 func rmiCmd(g *globals) *cobra.Command {
@@ -414,7 +445,7 @@ func rmiCmd(g *globals) *cobra.Command {
 }
 
 func tagCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	return exit1(&cobra.Command{
 		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
 		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
 		Args:  cobra.ExactArgs(2),
@@ -426,7 +457,7 @@ func tagCmd(g *globals) *cobra.Command {
 			_, err = be.images.Tag(cmd.Context(), args[0], args[1])
 			return err
 		},
-	}
+	})
 }
 
 func historyCmd(g *globals) *cobra.Command {
@@ -478,7 +509,7 @@ func historyCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
 	cmd.Flags().BoolVarP(&human, "human", "H", true, "Print sizes and dates in human readable format")
 	cmd.Flags().StringVar(&format, "format", "", "Format output using a custom template")
-	return cmd
+	return exit1(cmd)
 }
 
 func saveCmd(g *globals) *cobra.Command {
@@ -536,7 +567,7 @@ func saveCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
 	cmd.Flags().StringVar(&format, "format", "docker-archive", "Archive format: docker-archive or oci-archive")
-	return cmd
+	return exit1(cmd)
 }
 
 func loadCmd(g *globals) *cobra.Command {
@@ -574,21 +605,25 @@ func loadCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer release()
+			src := "stdin"
+			if input != "" {
+				src = input
+			}
 			loaded, err := archive.Load(ctx, r, be.images.Content(), pr)
 			if err != nil {
 				if printer != nil {
 					printer.Done()
 				}
-				return err
+				return fmt.Errorf("load %s: %w", src, err)
 			}
 			var imgs []*image.Image
 			for _, l := range loaded {
 				img, err := be.images.Register(ctx, l.Manifest, l.Names)
 				if err != nil {
-					return err
+					return fmt.Errorf("load %s: %w", src, err)
 				}
 				if _, err := be.images.Unpack(ctx, img, image.WithProgress(pr)); err != nil {
-					return err
+					return fmt.Errorf("load %s: %w", src, err)
 				}
 				imgs = append(imgs, img)
 			}
@@ -608,7 +643,7 @@ func loadCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&input, "input", "i", "", "Read from tar archive file, instead of STDIN")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Suppress the load output")
-	return cmd
+	return exit1(cmd)
 }
 
 func importCmd(g *globals) *cobra.Command {
@@ -647,7 +682,7 @@ func importCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringArrayVarP(&changes, "change", "c", nil, "Apply Dockerfile instruction to the created image")
 	cmd.Flags().StringVarP(&message, "message", "m", "", "Set commit message for imported image")
 	cmd.Flags().StringVar(&platform, "platform", "", "Set platform if server is multi-platform capable")
-	return cmd
+	return exit1(cmd)
 }
 
 func imagePruneCmd(g *globals) *cobra.Command {
@@ -683,7 +718,7 @@ func imagePruneCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused images, not just dangling ones")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
-	return cmd
+	return exit1(cmd)
 }
 
 func loginCmd(g *globals) *cobra.Command {
@@ -722,11 +757,11 @@ func loginCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVarP(&password, "password", "p", "", "Password")
 	cmd.Flags().BoolVar(&stdin, "password-stdin", false, "Take the password from stdin")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "Allow plain http or unverified TLS")
-	return cmd
+	return exit1(cmd)
 }
 
 func logoutCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	return exit1(&cobra.Command{
 		Use:   "logout [SERVER]",
 		Short: "Log out from a registry",
 		Args:  cobra.MaximumNArgs(1),
@@ -741,7 +776,39 @@ func logoutCmd(g *globals) *cobra.Command {
 			fmt.Printf("Removing login credentials for %s\n", server)
 			return nil
 		},
+	})
+}
+
+// tagMatches reports whether the name tag matches one of the reference
+// filter's patterns (as the image store's reference filter matches).
+func tagMatches(tag string, patterns []string) bool {
+	r, err := reference.Parse(tag)
+	if err != nil {
+		return false
 	}
+	for _, p := range patterns {
+		for _, s := range []string{r.FamiliarName(), r.Familiar(), r.String()} {
+			if ok, _ := path.Match(p, s); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// exit1 makes cmd exit with 1 on an error that names no exit code, as
+// docker's image commands do (125 stays for usage errors).
+func exit1(cmd *cobra.Command) *cobra.Command {
+	run := cmd.RunE
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		err := run(c, args)
+		var ee *exitError
+		if err == nil || errors.As(err, &ee) {
+			return err
+		}
+		return exitCode(1, err)
+	}
+	return cmd
 }
 
 var _ = gzip.NewReader
