@@ -208,3 +208,45 @@ func TestKill9DuringRunNoNetworkOrphans(t *testing.T) {
 		t.Fatalf("left behind: %v", leaks)
 	}
 }
+
+func TestPublishAllStaticIPInternalIPv6(t *testing.T) {
+	// -P publishes the image's EXPOSEd ports on random host ports.
+	id := runDetached(t, "-P", "web:1")
+	out := strings.TrimSpace(must(t, "port", id, "80"))
+	if !strings.HasPrefix(out, "0.0.0.0:") {
+		t.Fatalf("port 80 after -P: %q", out)
+	}
+	hostPort := strings.TrimPrefix(out, "0.0.0.0:")
+	eventually(t, 10*time.Second, "the random port to serve", func() bool {
+		body, _ := get("http://127.0.0.1:" + hostPort + "/")
+		return strings.Contains(body, "served from a container")
+	})
+
+	// --subnet/--gateway/--ip, --internal.
+	must(t, "network", "create", "--subnet", "10.123.45.0/24", "--gateway", "10.123.45.254", "berth-static")
+	t.Cleanup(func() { berth(t, "network", "rm", "berth-static") })
+	out = must(t, "run", "--rm", "--network", "berth-static", "--ip", "10.123.45.77", "busybox:1.35", "sh", "-c", "ip -4 -o addr show eth0; ip route")
+	if !strings.Contains(out, "10.123.45.77/24") || !strings.Contains(out, "default via 10.123.45.254") {
+		t.Fatalf("--ip/--gateway: %q", out)
+	}
+	must(t, "network", "create", "--internal", "berth-internal")
+	t.Cleanup(func() { berth(t, "network", "rm", "berth-internal") })
+	if r := berth(t, "run", "--rm", "--network", "berth-internal", "busybox:1.35", "sh", "-c", "ip route | grep -c default"); strings.TrimSpace(r.out) != "0" {
+		t.Fatalf("an internal network has a default route: %q", r.out)
+	}
+
+	// Dual stack: a container reaches another over IPv6 by name.
+	must(t, "network", "create", "--ipv6", "--subnet", "fd00:be:47::/64", "berth-v6")
+	t.Cleanup(func() { berth(t, "network", "rm", "berth-v6") })
+	srv := runDetached(t, "--network", "berth-v6", "--name", "berth-v6srv", "busybox:1.35", "sh", "-c", "echo six > /i.html; httpd -f -p 80 -h /")
+	v6 := inspect(t, srv, `{{(index .NetworkSettings.Networks "berth-v6").GlobalIPv6Address}}`)
+	if !strings.HasPrefix(v6, "fd00:be:47:") {
+		t.Fatalf("no IPv6 address on a dual-stack network: %q", v6)
+	}
+	eventually(t, 10*time.Second, "IPv6 by address", func() bool {
+		return berth(t, "run", "--rm", "--network", "berth-v6", "busybox:1.35", "timeout", "3", "wget", "-q", "-O", "-", "http://["+v6+"]/i.html").out == "six\n"
+	})
+	if out := must(t, "run", "--rm", "--network", "berth-v6", "busybox:1.35", "nslookup", "-type=AAAA", "berth-v6srv"); !strings.Contains(out, v6) {
+		t.Fatalf("AAAA for berth-v6srv: %q", out)
+	}
+}
