@@ -326,3 +326,38 @@ func atoi(s string) int {
 	fmt.Sscan(strings.TrimSpace(s), &n)
 	return n
 }
+
+func TestMoreRunFlags(t *testing.T) {
+	dir := t.TempDir()
+	envFile := filepath.Join(dir, "env")
+	os.WriteFile(envFile, []byte("# comment\nFROM_FILE=yes\nOVERRIDE=file\n"), 0o644)
+	out := must(t, "run", "--rm", "--env-file", envFile, "-e", "OVERRIDE=flag", "--entrypoint", "/bin/sh", "--group-add", "65534",
+		"--hostname", "berth-host", "--cpuset-cpus", "0", "--cpu-shares", "512", "--mount", "type=tmpfs,target=/mnt/t,tmpfs-size=1m",
+		"--mount", "type=bind,source="+dir+",target=/mnt/h,readonly", "-w", "/mnt", "--stop-timeout", "3",
+		"busybox:1.35", "-c", "echo $FROM_FILE $OVERRIDE; id -G; hostname; pwd; ls /mnt/h; touch /mnt/h/x 2>/dev/null || echo ro; df -k /mnt/t | tail -1; grep Cpus_allowed_list /proc/self/status")
+	for _, want := range []string{"yes flag\n", "0 65534\n", "berth-host\n", "/mnt\n", "env\n", "ro\n", "1024", "Cpus_allowed_list:\t0\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("run flags: %q lacks %q", out, want)
+		}
+	}
+	id := strings.TrimSpace(must(t, "create", "--label", "a=b", "--stop-timeout", "3", "--restart", "on-failure:2", "busybox:1.35"))
+	t.Cleanup(func() { berth(t, "rm", "-f", id) })
+	if got := inspect(t, id, "{{.Config.Labels.a}} {{.Config.StopTimeout}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}"); got != "b 3 on-failure 2" {
+		t.Fatalf("create flags in inspect: %q", got)
+	}
+	// start -a -i attaches stdin and output to a created container.
+	id2 := strings.TrimSpace(must(t, "create", "-i", "busybox:1.35", "sh", "-c", "read x; echo got-$x"))
+	t.Cleanup(func() { berth(t, "rm", "-f", id2) })
+	if r := berthIn(t, []byte("hello\n"), "start", "-a", "-i", id2); r.out != "got-hello\n" {
+		t.Fatalf("start -a -i: %q %q", r.out, r.err)
+	}
+	// container prune removes stopped containers only.
+	running := runDetached(t, "busybox:1.35", "sleep", "300")
+	must(t, "container", "prune", "-f")
+	if r := berth(t, "inspect", id); r.code == 0 {
+		t.Fatal("container prune kept a stopped container")
+	}
+	if st := inspect(t, running, "{{.State.Status}}"); st != "running" {
+		t.Fatalf("container prune touched a running container: %s", st)
+	}
+}
