@@ -79,16 +79,31 @@ func spawn(dir, id, berthPath string) (int, error) {
 		}
 	}
 	name := "berth-supervisor"
+	// The supervisor closes its end of this pipe once it is ready.
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("spawn supervisor: %w", err)
+	}
+	defer readyR.Close()
 	cmd := &exec.Cmd{
 		Path:        berthPath,
 		Args:        []string{name, id},
-		Env:         env,
+		Env:         append(env, "_BERTH_SUPERVISE_READY=3"),
 		Dir:         dir,
+		ExtraFiles:  []*os.File{readyW},
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
 		return 0, fmt.Errorf("spawn supervisor %s: %w", berthPath, err)
 	}
+	ready := make(chan struct{})
+	go func() {
+		var b [1]byte
+		readyR.Read(b[:]) // EOF once the supervisor closed its end (or died)
+		close(ready)
+	}()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }() // reaps it whenever it exits
 	pid := cmd.Process.Pid
@@ -108,6 +123,11 @@ func spawn(dir, id, berthPath string) (int, error) {
 		case <-deadline.C:
 			cmd.Process.Kill()
 			return 0, fmt.Errorf("supervisor for %s not ready after %s%s", dir, spawnTimeout, lastLogLine(dir))
+		case <-ready:
+			if p, _, err := readPidFile(dir); err == nil && p == pid {
+				return pid, nil
+			}
+			ready = nil // died before ready: done tells
 		case <-tick.C:
 			if p, _, err := readPidFile(dir); err == nil && p == pid {
 				return pid, nil

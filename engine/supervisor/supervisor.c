@@ -1642,6 +1642,15 @@ static void supervise(void) {
 	in_open = conf.open_stdin;
 	// Last: the engine takes the pid file as "ready, sockets listening".
 	write_pidfile();
+	// Spawn may wait on a pipe instead of polling for the pid file: its
+	// write end closing says "ready".
+	const char *ready = getenv("_BERTH_SUPERVISE_READY");
+	if (ready) {
+		int rfd = atoi(ready);
+		if (rfd > 2)
+			close(rfd);
+		(void)unsetenv("_BERTH_SUPERVISE_READY");
+	}
 	sup_log("supervising %s", conf.id ? conf.id : rundir);
 
 	state = ST_WAITING;
