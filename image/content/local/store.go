@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/berth-project/berth/image/content"
@@ -311,6 +312,12 @@ func (w *writer) Write(p []byte) (int, error) {
 	w.h.Write(p[:n])
 	w.offset += int64(n)
 	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			// A full disk: keeping the partial blob to resume would only
+			// hold the space the next command needs.
+			w.Close()
+			removeIngest(w.s.ingestDir(w.hex))
+		}
 		return n, fmt.Errorf("ingest %s: %w", w.desc.Digest, err)
 	}
 	return n, nil
