@@ -449,7 +449,7 @@ func (e *Engine) cleanupLocked(c *Container, code int, at time.Time, errMsg stri
 	e.teardownNetwork(c)
 	runtime.Trace("cleanup: network down")
 	if c.HostConfig.AutoRemove {
-		return e.removeLocked(c, true)
+		return e.removeCleaned(c, true)
 	}
 	c, err := e.modify(c.ID, func(c *Container) error {
 		if c.State.Error == "" || code != 0 {
@@ -490,6 +490,14 @@ func (e *Engine) removeLocked(c *Container, volumes bool) error {
 	}
 	e.unmountRootfs(c.ID)
 	e.teardownNetwork(c)
+	return e.removeCleaned(c, volumes)
+}
+
+// removeCleaned removes a container whose processes, mounts and network
+// are already gone (cleanupLocked of a --rm container): snapshot, record,
+// files, and its anonymous volumes with volumes. A kill -9 between its
+// steps leaves a record whose snapshot may be gone; rm finishes it.
+func (e *Engine) removeCleaned(c *Container, volumes bool) error {
 	runtime.Trace("remove: begin")
 	if err := e.snap.Remove(c.Snapshot); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
 		return fmt.Errorf("remove root filesystem of %s: %w", c.Name, err)

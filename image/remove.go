@@ -128,7 +128,31 @@ func (s *Service) removeTx(tx *bolt.Tx, id, byRef string, force bool, asked stri
 			remaining++
 		}
 		if remaining > 0 {
-			return untag(byRef)
+			if err := untag(byRef); err != nil {
+				return err
+			}
+			// As docker rmi: the last tag of a repository takes that
+			// repository's digest references with it.
+			if br.Digest != "" {
+				return nil
+			}
+			var digests []string
+			for _, r := range refs {
+				pr, err := reference.Parse(r)
+				if err != nil || r == byRef || pr.Name() != br.Name() {
+					continue
+				}
+				if pr.Digest == "" {
+					return nil // another tag of the repository is left
+				}
+				digests = append(digests, r)
+			}
+			for _, r := range digests {
+				if err := untag(r); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 		if used && !force {
 			return fmt.Errorf("%w: unable to remove repository reference %q (must force) - a container is using its referenced image %s", ErrConflict, asked, short)

@@ -453,6 +453,15 @@ func (p *puller) download(ctx context.Context, desc ocispec.Descriptor, w conten
 // the outcome is final (committed, or an error a retry cannot fix).
 func (p *puller) fetchRange(ctx context.Context, desc ocispec.Descriptor, w content.Writer, hook *hookPipe, id string, buf []byte) (done bool, err error) {
 	off := w.Offset()
+	if off == desc.Size {
+		// An earlier pull wrote the whole blob and died before committing
+		// it: nothing is left to fetch (a Range from the end gets 416).
+		p.prog.Update(id, "Verifying Checksum", off, desc.Size)
+		if err := w.Commit(); err != nil && !errors.Is(err, content.ErrExists) {
+			return true, fmt.Errorf("blob %s: %w", desc.Digest, err)
+		}
+		return true, nil
+	}
 	hdr := http.Header{}
 	if off > 0 {
 		hdr.Set("Range", "bytes="+strconv.FormatInt(off, 10)+"-")

@@ -57,6 +57,17 @@ func openBackend(g *globals) (*backend, error) {
 		return nil, fmt.Errorf("storage driver %s: %w", driver, err)
 	}
 	var eng *engine.Engine
+	if g.noImages {
+		// The supervisor's callbacks never touch images: spare them
+		// opening the image store (a database write) on every start.
+		eng, err = engine.New(engine.Config{Root: root, RunDir: g.runDir, Driver: be.driver}, be.snap, imageAdapter{})
+		if err != nil {
+			be.close()
+			return nil, err
+		}
+		be.eng = eng
+		return be, nil
+	}
 	be.images, err = image.Open(root, image.Options{
 		Snapshotter: be.snap,
 		InUse: func(id string) bool {
@@ -120,6 +131,9 @@ func detectDriver(root string) string {
 type imageAdapter struct{ s *image.Service }
 
 func (a imageAdapter) ForContainer(ctx context.Context, ref string) (*engine.ImageInfo, error) {
+	if a.s == nil {
+		return nil, fmt.Errorf("image store not open in this command")
+	}
 	img, err := a.s.Get(ctx, ref)
 	if err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ var Version = "0.2.0-dev"
 type globals struct {
 	root, runDir, driver string
 	debug                bool
+	noImages             bool // a supervisor callback: no image store needed
 
 	be *backend
 }
@@ -170,6 +171,7 @@ func callbackCmds(g *globals) []*cobra.Command {
 			Use:  "__start ID CONSOLE-SOCKET PID-FILE",
 			Args: cobra.ExactArgs(3),
 			RunE: func(cmd *cobra.Command, args []string) error {
+				g.noImages = true
 				e, err := g.engine()
 				if err != nil {
 					return err
@@ -185,6 +187,7 @@ func callbackCmds(g *globals) []*cobra.Command {
 			Use:  "__cleanup ID CODE",
 			Args: cobra.ExactArgs(2),
 			RunE: func(cmd *cobra.Command, args []string) error {
+				g.noImages = true
 				e, err := g.engine()
 				if err != nil {
 					return err
@@ -200,6 +203,7 @@ func callbackCmds(g *globals) []*cobra.Command {
 			Use:  "__dns",
 			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, args []string) error {
+				g.noImages = true
 				e, err := g.engine()
 				if err != nil {
 					return err
@@ -215,6 +219,7 @@ func callbackCmds(g *globals) []*cobra.Command {
 			Use:  "__health ID",
 			Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
+				g.noImages = true
 				e, err := g.engine()
 				if err != nil {
 					return err
