@@ -328,7 +328,9 @@ func (c *Container) Start() error {
 		// until the init no longer runs berth-runc's binary.
 		c.waitExec(5 * time.Second)
 		st := c.State()
-		st.Status = specs.StateRunning
+		// The program may already have exited; the hook still learns
+		// which process it was.
+		st.Status, st.Pid = specs.StateRunning, c.st.Pid
 		if err := hooks.Run("poststart", h.Poststart, &st); err != nil {
 			Warn("%v", err)
 		}

@@ -3,18 +3,18 @@ package dns
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	mdns "github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,25 +55,33 @@ func Notify(socket string, timeout time.Duration) error {
 	return nil
 }
 
-// table is what one network's listeners answer from.
-type table struct {
-	internal bool
-	names    map[string][]*Record // fqdn, lower case
-	ptr      map[string]string    // reverse fqdn -> fqdn
-	bySrc    map[netip.Addr][]string
-	self     map[netip.Addr]string // a record's address -> its first name (the container)
-}
+// Limits of the listeners (the usual ones of DNS servers).
+const (
+	maxInFlight    = 1024            // UDP queries being answered; more are dropped
+	tcpFirstRead   = 2 * time.Second // to read a TCP connection's first query
+	tcpIdle        = 8 * time.Second // to read each next one
+	tcpWrite       = 2 * time.Second // to write a reply
+	tcpMaxQueries  = 128             // per TCP connection
+	acceptBackoff  = 10 * time.Millisecond
+	maxMessageSize = 0xffff
+)
 
+// listener is one network's UDP and TCP sockets on one gateway address.
 type listener struct {
-	udp, tcp *mdns.Server
+	udp   *net.UDPConn
+	tcp   *net.TCPListener
+	loops sync.WaitGroup // the read and accept loops
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // open TCP connections
+	shut  bool
 }
 
 type server struct {
+	resolver
 	cfg       Config
-	mu        sync.Mutex                        // reload
-	tables    atomic.Pointer[map[string]*table] // network id -> table
-	upstreams atomic.Pointer[[]string]
-	listeners map[string]*listener // "netid|ip" -> servers
+	mu        sync.Mutex           // reload
+	listeners map[string]*listener // "netid|ip" -> sockets
+	inFlight  chan struct{}        // one token per UDP query being answered
 	lastStat  string
 	endpoints int
 	quit      chan struct{} // closed by a "quit" control command
@@ -127,7 +135,8 @@ func Serve(ctx context.Context, cfg Config) error {
 		return ErrAlreadyRunning
 	}
 
-	s := &server{cfg: cfg, listeners: map[string]*listener{}, quit: make(chan struct{})}
+	s := &server{cfg: cfg, listeners: map[string]*listener{}, inFlight: make(chan struct{}, maxInFlight), quit: make(chan struct{})}
+	s.exchange = exchange
 	empty := map[string]*table{}
 	s.tables.Store(&empty)
 	s.upstreams.Store(&[]string{})
@@ -272,8 +281,7 @@ func (s *server) reload(force bool) error {
 	s.endpoints = snap.Endpoints()
 	for k, l := range s.listeners {
 		if !want[k] {
-			l.udp.Shutdown()
-			l.tcp.Shutdown()
+			l.close()
 			delete(s.listeners, k)
 		}
 	}
@@ -297,8 +305,7 @@ func (s *server) closeListeners() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, l := range s.listeners {
-		l.udp.Shutdown()
-		l.tcp.Shutdown()
+		l.close()
 		delete(s.listeners, k)
 	}
 }
@@ -338,175 +345,108 @@ func (s *server) listen(netID, ip string) (*listener, error) {
 		pc.Close()
 		return nil, fmt.Errorf("dns server: listen tcp %s: %w", addr, err)
 	}
-	h := mdns.HandlerFunc(func(w mdns.ResponseWriter, r *mdns.Msg) { s.handle(netID, w, r) })
-	l := &listener{
-		udp: &mdns.Server{PacketConn: pc, Handler: h},
-		tcp: &mdns.Server{Listener: tl, Handler: h},
-	}
-	startU, startT := make(chan struct{}), make(chan struct{})
-	l.udp.NotifyStartedFunc = func() { close(startU) }
-	l.tcp.NotifyStartedFunc = func() { close(startT) }
-	go l.udp.ActivateAndServe()
-	go l.tcp.ActivateAndServe()
-	<-startU
-	<-startT
+	l := &listener{udp: pc.(*net.UDPConn), tcp: tl.(*net.TCPListener), conns: map[net.Conn]struct{}{}}
+	l.loops.Add(2)
+	go s.serveUDP(netID, l)
+	go s.serveTCP(netID, l)
 	return l, nil
 }
 
-func buildTable(nw Network) *table {
-	t := &table{internal: nw.Internal, names: map[string][]*Record{}, ptr: map[string]string{}, bySrc: map[netip.Addr][]string{}, self: map[netip.Addr]string{}}
-	for i := range nw.Records {
-		r := &nw.Records[i]
-		if len(r.Names) > 0 {
-			for _, ip := range []string{r.IP4, r.IP6} {
-				if a, err := netip.ParseAddr(ip); err == nil {
-					t.self[a] = strings.ToLower(r.Names[0]) + "."
-				}
-			}
-		}
-		for j, n := range r.Names {
-			n = strings.ToLower(strings.TrimSuffix(n, "."))
-			if n == "" {
-				continue
-			}
-			for _, fq := range []string{n + ".", n + "." + strings.ToLower(nw.Name) + "."} {
-				t.names[fq] = append(t.names[fq], r)
-			}
-			if j == 0 {
-				for _, ip := range []string{r.IP4, r.IP6} {
-					if rev, err := mdns.ReverseAddr(ip); err == nil && ip != "" {
-						t.ptr[rev] = n + "."
-					}
-				}
-			}
-		}
-		if len(r.Upstreams) > 0 {
-			for _, ip := range []string{r.IP4, r.IP6} {
-				if a, err := netip.ParseAddr(ip); err == nil {
-					t.bySrc[a] = withPort(r.Upstreams)
-				}
-			}
-		}
+// close closes the sockets and open connections and waits until the loops
+// have returned, so the address is free to bind again.
+func (l *listener) close() {
+	l.udp.Close()
+	l.tcp.Close()
+	l.mu.Lock()
+	l.shut = true
+	for c := range l.conns {
+		c.Close()
 	}
-	return t
+	l.mu.Unlock()
+	l.loops.Wait()
 }
 
-func (s *server) handle(netID string, w mdns.ResponseWriter, r *mdns.Msg) {
-	m := new(mdns.Msg)
-	if len(r.Question) != 1 {
-		m.SetRcode(r, mdns.RcodeFormatError)
-		w.WriteMsg(m)
-		return
-	}
-	t := (*s.tables.Load())[netID]
-	if t == nil {
-		m.SetRcode(r, mdns.RcodeRefused)
-		w.WriteMsg(m)
-		return
-	}
-	q := r.Question[0]
-	name := strings.ToLower(q.Name)
-	recs, ok := t.names[name]
-	if !ok {
-		// A container connected to several networks resolves the names
-		// of all of them, whichever gateway it asks (as Docker's does).
-		if ra, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
-			if me, found := t.self[ra.Addr().Unmap()]; found {
-				for id, t2 := range *s.tables.Load() {
-					if id == netID {
-						continue
-					}
-					if _, member := t2.names[me]; member {
-						if recs, ok = t2.names[name]; ok {
-							break
-						}
-					}
-				}
-			}
+func (s *server) serveUDP(netID string, l *listener) {
+	defer l.loops.Done()
+	buf := make([]byte, maxMessageSize)
+	for {
+		n, from, err := l.udp.ReadFromUDPAddrPort(buf)
+		if errors.Is(err, net.ErrClosed) {
+			return
 		}
-	}
-	if ok && q.Qclass == mdns.ClassINET {
-		m.SetReply(r)
-		m.Authoritative = true
-		m.RecursionAvailable = true
-		for _, rec := range recs {
-			if (q.Qtype == mdns.TypeA || q.Qtype == mdns.TypeANY) && rec.IP4 != "" {
-				m.Answer = append(m.Answer, &mdns.A{Hdr: hdr(q.Name, mdns.TypeA), A: net.ParseIP(rec.IP4)})
-			}
-			if (q.Qtype == mdns.TypeAAAA || q.Qtype == mdns.TypeANY) && rec.IP6 != "" {
-				m.Answer = append(m.Answer, &mdns.AAAA{Hdr: hdr(q.Name, mdns.TypeAAAA), AAAA: net.ParseIP(rec.IP6)})
-			}
+		if err != nil || n == 0 {
+			continue
 		}
-		w.WriteMsg(m)
-		return
-	}
-	if target, ok := t.ptr[name]; ok && q.Qtype == mdns.TypePTR {
-		m.SetReply(r)
-		m.Authoritative = true
-		m.RecursionAvailable = true
-		m.Answer = append(m.Answer, &mdns.PTR{Hdr: hdr(q.Name, mdns.TypePTR), Ptr: target})
-		w.WriteMsg(m)
-		return
-	}
-	if t.internal {
-		m.SetRcode(r, mdns.RcodeServerFailure)
-		w.WriteMsg(m)
-		return
-	}
-	ups := *s.upstreams.Load()
-	if ra, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
-		if own, ok := t.bySrc[ra.Addr().Unmap()]; ok {
-			ups = own
+		select {
+		case s.inFlight <- struct{}{}:
+		default:
+			continue // overloaded: drop it, the client will retry
 		}
+		msg := append([]byte(nil), buf[:n]...)
+		go func() {
+			defer func() { <-s.inFlight }()
+			if out := s.answer(netID, from.Addr().Unmap(), false, msg); out != nil {
+				_, _ = l.udp.WriteToUDPAddrPort(out, from)
+			}
+		}()
 	}
-	proto := "udp"
-	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
-		proto = "tcp"
+}
+
+func (s *server) serveTCP(netID string, l *listener) {
+	defer l.loops.Done()
+	for {
+		c, err := l.tcp.AcceptTCP()
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			time.Sleep(acceptBackoff) // out of descriptors, most likely
+			continue
+		}
+		l.mu.Lock()
+		if l.shut {
+			l.mu.Unlock()
+			c.Close()
+			return
+		}
+		l.conns[c] = struct{}{}
+		l.mu.Unlock()
+		go func() {
+			s.serveConn(netID, c)
+			l.mu.Lock()
+			delete(l.conns, c)
+			l.mu.Unlock()
+		}()
 	}
-	c := &mdns.Client{Net: proto, Timeout: 3 * time.Second}
-	for _, up := range ups {
-		resp, _, err := c.Exchange(r, up)
-		if err == nil && resp != nil {
-			resp.Id = r.Id
-			w.WriteMsg(resp)
+}
+
+// serveConn answers the length-prefixed queries of one TCP connection in
+// turn.
+func (s *server) serveConn(netID string, c *net.TCPConn) {
+	defer c.Close()
+	src := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+	timeout := tcpFirstRead
+	var l [2]byte
+	for range tcpMaxQueries {
+		_ = c.SetReadDeadline(time.Now().Add(timeout))
+		if _, err := io.ReadFull(c, l[:]); err != nil {
+			return
+		}
+		msg := make([]byte, binary.BigEndian.Uint16(l[:]))
+		if _, err := io.ReadFull(c, msg); err != nil {
+			return
+		}
+		timeout = tcpIdle
+		out := s.answer(netID, src, true, msg)
+		if out == nil || len(out) > maxMessageSize {
+			continue
+		}
+		framed := make([]byte, 2+len(out))
+		binary.BigEndian.PutUint16(framed, uint16(len(out)))
+		copy(framed[2:], out)
+		_ = c.SetWriteDeadline(time.Now().Add(tcpWrite))
+		if _, err := c.Write(framed); err != nil {
 			return
 		}
 	}
-	m.SetRcode(r, mdns.RcodeServerFailure)
-	w.WriteMsg(m)
-}
-
-func hdr(name string, t uint16) mdns.RR_Header {
-	return mdns.RR_Header{Name: name, Rrtype: t, Class: mdns.ClassINET, Ttl: 600}
-}
-
-// hostResolvers reads the nameservers of a resolv.conf file.
-func hostResolvers(path string) []string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 2 && f[0] == "nameserver" {
-			out = append(out, f[1])
-		}
-	}
-	return out
-}
-
-// withPort appends :53 to addresses without a port.
-func withPort(in []string) []string {
-	out := make([]string, 0, len(in))
-	for _, s := range in {
-		if _, err := netip.ParseAddrPort(s); err == nil {
-			out = append(out, s)
-			continue
-		}
-		if a, err := netip.ParseAddr(s); err == nil {
-			out = append(out, netip.AddrPortFrom(a, 53).String())
-		}
-	}
-	return out
 }
