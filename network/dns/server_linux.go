@@ -424,7 +424,10 @@ func (s *server) serveTCP(netID string, l *listener) {
 // turn.
 func (s *server) serveConn(netID string, c *net.TCPConn) {
 	defer c.Close()
-	src := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+	var src netip.Addr
+	if ra, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		src = ra.AddrPort().Addr().Unmap()
+	}
 	timeout := tcpFirstRead
 	var l [2]byte
 	for range tcpMaxQueries {

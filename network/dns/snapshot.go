@@ -9,6 +9,15 @@
 // host's resolvers (the server runs in the host's network namespace, so a
 // 127.0.0.53 stub resolver works). Internal networks get no forwarding.
 //
+// Messages are read and built with golang.org/x/net/dns/dnsmessage (a
+// small package, cheap to initialise in every berth process). Forwarding
+// relays bytes: the upstream gets the client's query as it was sent (EDNS0
+// OPT record included) and the client gets the upstream's reply as it was
+// sent; a UDP reply with the TC bit is retried over TCP and used if it fits
+// the client's UDP payload size. Queries that are not well-formed get
+// FORMERR (NOTIMP for opcodes other than QUERY and NOTIFY); datagrams
+// without a header, and responses, get nothing.
+//
 // The records come from a JSON Snapshot file that package network rewrites
 // atomically after every change; the server reloads it when told over its
 // control socket (Notify) and when the file changes. The server exits after
