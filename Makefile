@@ -41,6 +41,7 @@ test-fuzz:
 	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz FuzzCompile -fuzztime=20s -fuzzminimizetime=50x ./runtime/seccomp/
 	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz FuzzLoad -fuzztime=20s -fuzzminimizetime=50x ./image/archive/
 	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz FuzzRegister -fuzztime=20s -fuzzminimizetime=50x ./image/
+	$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz FuzzHandle -fuzztime=20s -fuzzminimizetime=50x ./network/dns/
 
 test-interop: deps build
 	BERTH_RUNC=$(BIN)/berth-runc tests/interop/run.sh
