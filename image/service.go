@@ -113,8 +113,19 @@ func Open(root string, opts Options) (*Service, error) {
 		dbPath:  filepath.Join(root, "image", "images.db"),
 		gcLock:  filepath.Join(root, "image", "gc.lock"),
 	}
-	if err := s.update(context.Background(), func(*bolt.Tx) error { return nil }); err != nil {
-		return nil, err
+	// Make the database and its buckets once; later opens only read (a
+	// write transaction is a synced write every berth command would pay).
+	ready := false
+	if _, err := os.Stat(s.dbPath); err == nil {
+		s.view(context.Background(), func(tx *bolt.Tx) error {
+			ready = tx.Bucket([]byte(bucketImages)) != nil && tx.Bucket([]byte(bucketRefs)) != nil && tx.Bucket([]byte(bucketLayers)) != nil
+			return nil
+		})
+	}
+	if !ready {
+		if err := s.update(context.Background(), func(*bolt.Tx) error { return nil }); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }

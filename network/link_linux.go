@@ -339,32 +339,46 @@ func (m *Manager) RemoveSandbox(containerID string) error {
 	if err := checkContainerID(containerID); err != nil {
 		return err
 	}
-	var userNet bool
-	err := m.update(func(tx *bolt.Tx, st *state, h *netlink.Handle) error {
-		var changed bool
-		for _, e := range append([]*epRecord(nil), st.endpoints...) {
-			if e.ContainerID != containerID {
-				continue
-			}
-			// No LinkDel: unpinning the namespace below destroys it (once the
-			// container's processes are gone) and the kernel deletes its veths
-			// asynchronously, which spares this call ~30 ms per veth. Any
-			// veth still alive later is unowned and removed by Reconcile.
-			st.removeEndpoint(e)
-			if err := deleteEndpoint(tx, e); err != nil {
-				return err
-			}
-			changed = true
-			if n := st.networkByID(e.NetworkID); n != nil && !n.Default {
-				userNet = true
-				st.dnsDirty = true
-			}
-		}
-		if changed {
-			return nft.ApplyPorts(m.ruleset(st))
+	// Most sandboxes being removed have no endpoint left (--network none,
+	// or detached already): look first, so they cost no synced write.
+	has := false
+	if err := m.view(func(st *state) error {
+		for _, e := range st.endpoints {
+			has = has || e.ContainerID == containerID
 		}
 		return nil
-	})
+	}); err != nil {
+		return err
+	}
+	var userNet bool
+	var err error
+	if has {
+		err = m.update(func(tx *bolt.Tx, st *state, h *netlink.Handle) error {
+			var changed bool
+			for _, e := range append([]*epRecord(nil), st.endpoints...) {
+				if e.ContainerID != containerID {
+					continue
+				}
+				// No LinkDel: unpinning the namespace below destroys it (once the
+				// container's processes are gone) and the kernel deletes its veths
+				// asynchronously, which spares this call ~30 ms per veth. Any
+				// veth still alive later is unowned and removed by Reconcile.
+				st.removeEndpoint(e)
+				if err := deleteEndpoint(tx, e); err != nil {
+					return err
+				}
+				changed = true
+				if n := st.networkByID(e.NetworkID); n != nil && !n.Default {
+					userNet = true
+					st.dnsDirty = true
+				}
+			}
+			if changed {
+				return nft.ApplyPorts(m.ruleset(st))
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return err
 	}
