@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -287,15 +288,28 @@ func (e *Engine) StartCallback(ctx context.Context, id, consoleSocket, pidFile s
 		old.Delete(true)
 	}
 	rootfs := e.rootfsDir(id)
-	if err := e.mountRootfs(c); err != nil {
-		return err
+	// The network namespace and the root filesystem are independent: set
+	// them up at once.
+	type netResult struct {
+		ns  string
+		err error
 	}
+	netDone := make(chan netResult, 1)
+	go func() {
+		ns, err := e.setupNetwork(ctx, c)
+		runtime.Trace("start callback: network set up")
+		netDone <- netResult{ns, err}
+	}()
+	mountErr := e.mountRootfs(c)
 	runtime.Trace("start callback: rootfs mounted")
-	netns, err := e.setupNetwork(ctx, c)
-	if err != nil {
-		return err
+	nr := <-netDone
+	if mountErr != nil {
+		return mountErr
 	}
-	runtime.Trace("start callback: network set up")
+	if nr.err != nil {
+		return nr.err
+	}
+	netns := nr.ns
 	spec, err := e.specFor(c, rootfs, netns)
 	if err != nil {
 		return err
@@ -437,6 +451,20 @@ func (e *Engine) CleanupCallback(ctx context.Context, id string, code int) error
 func (e *Engine) cleanupLocked(c *Container, code int, at time.Time, errMsg string) error {
 	oom := false
 	runtime.Trace("cleanup: locked")
+	// The runtime state and cgroups, the root filesystem mount and the
+	// network namespace are independent: release them at once.
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		e.unmountRootfs(c.ID)
+		runtime.Trace("cleanup: unmounted")
+	}()
+	go func() {
+		defer wg.Done()
+		e.teardownNetwork(c)
+		runtime.Trace("cleanup: network down")
+	}()
 	if rc, err := runtime.Load(e.runtimeRoot(), c.ID); err == nil {
 		oom, _ = rc.OOMKilled()
 		if err := rc.Delete(true); err != nil {
@@ -444,10 +472,7 @@ func (e *Engine) cleanupLocked(c *Container, code int, at time.Time, errMsg stri
 		}
 	}
 	runtime.Trace("cleanup: runtime deleted")
-	e.unmountRootfs(c.ID)
-	runtime.Trace("cleanup: unmounted")
-	e.teardownNetwork(c)
-	runtime.Trace("cleanup: network down")
+	wg.Wait()
 	if c.HostConfig.AutoRemove {
 		return e.removeCleaned(c, true)
 	}
