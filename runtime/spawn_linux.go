@@ -55,6 +55,9 @@ type spawnRequest struct {
 	files       []*os.File // become fds 3, 4, ... in the child (preserved fds first)
 	stdio       [3]*os.File
 	config      *initConfig
+	// plan, when set, is the C init's plan (cinitPlan): the init never
+	// starts Go, and config is not sent.
+	plan []byte
 }
 
 // spawned is a started process that waits for the rest of the protocol.
@@ -162,7 +165,14 @@ func spawn(req *spawnRequest) (_ *spawned, retErr error) {
 	// is cloned straight into its new namespaces (pid 1 of its pid
 	// namespace): the constructor has nothing to unshare and no
 	// intermediate process to fork.
-	direct := req.clone&(unix.CLONE_NEWUSER|unix.CLONE_NEWTIME) == 0 && len(req.joins) == 0 && !req.forceFork
+	// Joining a network, IPC, UTS, cgroup or mount namespace needs no
+	// fork either: the single-threaded constructor setns()es into them.
+	direct := req.clone&(unix.CLONE_NEWUSER|unix.CLONE_NEWTIME) == 0 && !req.forceFork
+	for _, j := range req.joins {
+		if j.flag&(unix.CLONE_NEWUSER|unix.CLONE_NEWPID|unix.CLONE_NEWTIME) != 0 {
+			direct = false
+		}
+	}
 	if direct {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: req.clone &^ unix.CLONE_NEWCGROUP}
 	}
@@ -202,6 +212,9 @@ func spawn(req *spawnRequest) (_ *spawned, retErr error) {
 	}
 	if req.forceFork {
 		b.WriteString("fork\n")
+	}
+	if req.plan != nil {
+		b.WriteString("cinit\n")
 	}
 	msg := make([]byte, 4, 4+b.Len())
 	binary.LittleEndian.PutUint32(msg, uint32(b.Len()))
@@ -282,12 +295,18 @@ started:
 	if req.config.State.ID != "" {
 		req.config.State.Pid = sp.pid
 	}
-	data, err := json.Marshal(req.config)
-	if err != nil {
-		return nil, err
-	}
-	if err := writeMsg(parent, msgConfig, data); err != nil {
-		return nil, fmt.Errorf("send config to init: %w", err)
+	if req.plan != nil {
+		if err := writeMsg(parent, msgPlan, req.plan); err != nil {
+			return nil, fmt.Errorf("send plan to init: %w", err)
+		}
+	} else {
+		data, err := json.Marshal(req.config)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeMsg(parent, msgConfig, data); err != nil {
+			return nil, fmt.Errorf("send config to init: %w", err)
+		}
 	}
 	// Joining a cgroup takes the kernel's cgroup_threadgroup_rwsem for
 	// writing, which waits for an RCU grace period (milliseconds) and
