@@ -244,6 +244,13 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 			return nil, fmt.Errorf("unexpected message %q from init", typ)
 		}
 	}
+	// The init closes its end of the socket right after the ready report:
+	// wait for that, so that a created container's init holds nothing of
+	// ours when create returns (CVE-2024-21626).
+	var eof [1]byte
+	if n, _ := sp.sock.Read(eof[:]); n != 0 {
+		return nil, errors.New("unexpected data from init after ready")
+	}
 	c.st.Phase = StatusCreated
 	if err := c.save(); err != nil {
 		return nil, err
