@@ -45,7 +45,7 @@ const (
 
 // Plan ops past the rootfs steps (rootfs.StepOp values 1..10 are used as is).
 const (
-	planWaitCgroup = 32 + iota // wait for msgCgroup; bits: unshare the cgroup namespace
+	planWaitCgroup = 32 + iota // wait for msgCgroup, join the tasks files sent with it; bits: unshare the cgroup namespace
 	planHooks                  // ask the parent to run createRuntime/prestart hooks
 	planHostname               // data
 	planDomainname             // data
@@ -182,21 +182,27 @@ func cinitPlan(cfg *initConfig, req *spawnRequest, filter *seccomp.Program) ([]b
 	if cfg.CgroupNS {
 		cgBits = bitCgroupNS
 	}
-	// As createInit: on v2 (or with no cgroup) the cgroup comes first.
-	_, v2 := cfg.CgroupPaths[""]
-	early := v2 || len(cfg.CgroupPaths) == 0
-	if early {
-		pb.rec(planRec{op: planWaitCgroup, bits: cgBits})
+	// The init joins its cgroup (v1: writes "0" to the tasks files that
+	// come with msgCgroup) when the runtime has made it: only the cgroup
+	// mounts need it earlier, so the rest of the root filesystem is built
+	// while the runtime makes the cgroup. Cgroup v2 mounts are not planned.
+	waited := false
+	wait := func() {
+		if !waited {
+			pb.rec(planRec{op: planWaitCgroup, bits: cgBits})
+			waited = true
+		}
 	}
 	for _, s := range prepare {
+		if s.Cgroup {
+			wait()
+		}
 		pb.step(s)
 	}
 	if cwd := p.Cwd; cwd != "" {
 		pb.step(rootfs.Step{Op: rootfs.StepMkdirIn, Dest: filepath.Clean("/" + cwd), Err: "process.cwd " + cwd})
 	}
-	if !early {
-		pb.rec(planRec{op: planWaitCgroup, bits: cgBits})
-	}
+	wait()
 	if cfg.RuntimeHooks {
 		pb.rec(planRec{op: planHooks})
 	}

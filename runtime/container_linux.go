@@ -116,10 +116,12 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 		if u, err := user.Current(); err == nil {
 			c.st.Owner = u.Username
 		}
+		tracef("create: owner known")
 		if err := c.save(); err != nil {
 			cgReady <- err
 			return
 		}
+		tracef("create: state saved")
 		if err := cg.Create(); err != nil {
 			cgReady <- err
 			return

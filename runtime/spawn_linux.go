@@ -222,8 +222,10 @@ func spawn(req *spawnRequest) (_ *spawned, retErr error) {
 	// On cgroup v1 the constructor moves itself into the container's
 	// cgroups (see cgroups.Manager.TaskFiles): it gets the tasks files
 	// with the namespace message, once the directories exist.
+	// The C init joins later, when the plan says so (cinitPlan): the
+	// namespace message need not wait for the cgroup directories.
 	joined := false
-	if req.cgroup != nil {
+	if req.cgroup != nil && req.plan == nil {
 		if req.cgroupReady != nil {
 			if err := req.cgroupReady(); err != nil {
 				return nil, err
@@ -328,6 +330,28 @@ started:
 	if req.cgroupReady != nil {
 		if err := req.cgroupReady(); err != nil {
 			return nil, err
+		}
+	}
+	if req.cgroup != nil && !joined && req.plan != nil {
+		// The C init writes "0" to the v1 tasks files sent with
+		// msgCgroup, as the constructor does for the Go init.
+		tasks, ok, err := req.cgroup.TaskFiles()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			fds := make([]int, len(tasks))
+			for i, f := range tasks {
+				fds[i] = int(f.Fd())
+			}
+			hdr := []byte{msgCgroup, 0, 0, 0, 0}
+			// If init already failed, this fails too; the caller reads
+			// init's error report from the socket.
+			unix.Sendmsg(int(parent.Fd()), hdr, unix.UnixRights(fds...), nil, 0)
+			for _, f := range tasks {
+				f.Close()
+			}
+			return sp, nil
 		}
 	}
 	if req.cgroup != nil && !joined {

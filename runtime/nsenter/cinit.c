@@ -24,6 +24,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
@@ -166,6 +167,8 @@ __attribute__((format(printf, 2, 3))) static void sfail(int err, const char *fmt
 	fail(err, "%s", buf);
 }
 
+#define MAX_TASK_FDS 32
+
 static void recvall(void *buf, size_t n) {
 	char *p = buf;
 	while (n > 0) {
@@ -179,11 +182,34 @@ static void recvall(void *buf, size_t n) {
 	}
 }
 
-// recvmsg_c reads one message and returns its type; the payload is skipped.
-static char recvmsg_c(void) {
+// recv_cgroup reads the 'G' message header with the descriptors sent with
+// it and returns its type.
+static char recv_cgroup(int *fds, int *nfds) {
 	char hdr[5];
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * MAX_TASK_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = {.iov_base = hdr, .iov_len = sizeof(hdr)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
+	ssize_t r;
+	do
+		r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		_exit(1); // the runtime went away
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int cnt = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (int i = 0; i < cnt && *nfds < MAX_TASK_FDS; i++)
+			memcpy(&fds[(*nfds)++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+	}
+	if (mh.msg_flags & MSG_CTRUNC)
+		fail(0, "too many cgroup files");
+	if (r < 5)
+		recvall(hdr + r, 5 - (size_t)r);
 	uint32_t len;
-	recvall(hdr, 5);
 	memcpy(&len, hdr + 1, 4);
 	char skip[256];
 	while (len > 0) {
@@ -1013,9 +1039,19 @@ void berth_cinit(int sockfd, const char *plan, size_t len) {
 			op_mask(&r);
 			break;
 		case OP_WAIT_CGROUP: {
-			char t = recvmsg_c();
+			// 'G' comes with the v1 cgroup tasks files to join, if any:
+			// writing "0" moves this (single-threaded) process.
+			int fds[MAX_TASK_FDS];
+			int nfds = 0;
+			char t = recv_cgroup(fds, &nfds);
 			if (t != 'G')
 				fail(0, "unexpected message '%c' while waiting for the cgroup", t);
+			for (int i = 0; i < nfds; i++) {
+				if (write(fds[i], "0", 1) != 1)
+					fail(errno, "join cgroup");
+				close(fds[i]);
+			}
+			trace("in cgroup");
 			if ((r.bits & B_CGROUPNS) && unshare(CLONE_NEWCGROUP) < 0)
 				fail(errno, "create cgroup namespace");
 			break;

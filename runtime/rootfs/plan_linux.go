@@ -86,6 +86,9 @@ type Step struct {
 	ProcSource   bool // StepMountIn on /proc by bind: Source must be a procfs
 	Replace      bool // StepSymlinkIn
 	RetryBusy    bool // StepRemount
+	// Cgroup marks the first step of a cgroup mount: from here on the
+	// container's cgroup directories (Config.CgroupPaths) must exist.
+	Cgroup bool
 }
 
 // PlanPrepare returns the steps Prepare would take, for an executor that
@@ -257,7 +260,7 @@ func planCgroup(c *Config, m specs.Mount, dest string, opts MountOptions, mounts
 		Propagation: opts.Propagation,
 	}
 	s := mountStep(mountReq{source: "tmpfs", fstype: "tmpfs", dest: dest, opts: tmpfs}, prefix+": tmpfs for cgroup hierarchies")
-	s.CheckProcSys = check
+	s.CheckProcSys, s.Cgroup = check, true
 	steps := []Step{s}
 	bopts := ParseMountOptions(cgroupBindOptions(m.Options))
 	for _, b := range binds {
