@@ -58,7 +58,7 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	filter, err := compileSeccomp(spec)
+	prog, filter, err := compileSeccompProgram(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -116,10 +116,12 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 		if u, err := user.Current(); err == nil {
 			c.st.Owner = u.Username
 		}
+		tracef("create: owner known")
 		if err := c.save(); err != nil {
 			cgReady <- err
 			return
 		}
+		tracef("create: state saved")
 		if err := cg.Create(); err != nil {
 			cgReady <- err
 			return
@@ -198,6 +200,10 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 		req.timens = append(req.timens, fmt.Sprintf("%s %d %d", clock, off.Secs, off.Nanosecs))
 	}
 
+	if req.plan, err = cinitPlan(cfg, req, prog); err != nil {
+		return nil, err
+	}
+	tracef("create: plan made (C init: %v)", req.plan != nil)
 	sp, err := spawn(req)
 	if err != nil {
 		return nil, err
@@ -240,6 +246,13 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 			return nil, fmt.Errorf("unexpected message %q from init", typ)
 		}
 	}
+	// The init closes its end of the socket right after the ready report:
+	// wait for that, so that a created container's init holds nothing of
+	// ours when create returns (CVE-2024-21626).
+	var eof [1]byte
+	if n, _ := sp.sock.Read(eof[:]); n != 0 {
+		return nil, errors.New("unexpected data from init after ready")
+	}
 	c.st.Phase = StatusCreated
 	if err := c.save(); err != nil {
 		return nil, err
@@ -251,14 +264,21 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 // compileSeccomp compiles the config's seccomp filter in the runtime, so
 // that the container's init only has to load it.
 func compileSeccomp(spec *specs.Spec) ([]byte, error) {
+	_, b, err := compileSeccompProgram(spec)
+	return b, err
+}
+
+// compileSeccompProgram is compileSeccomp that also returns the program.
+func compileSeccompProgram(spec *specs.Spec) (*seccomp.Program, []byte, error) {
 	if spec.Linux == nil || spec.Linux.Seccomp == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	prog, err := seccomp.Compile(spec.Linux.Seccomp)
 	if err != nil {
-		return nil, fmt.Errorf("%w: linux.seccomp: %v", ErrInvalidConfig, err)
+		return nil, nil, fmt.Errorf("%w: linux.seccomp: %v", ErrInvalidConfig, err)
 	}
-	return prog.MarshalBinary()
+	b, err := prog.MarshalBinary()
+	return prog, b, err
 }
 
 // reapError turns an init that died into an error with its exit status.

@@ -55,6 +55,9 @@ type spawnRequest struct {
 	files       []*os.File // become fds 3, 4, ... in the child (preserved fds first)
 	stdio       [3]*os.File
 	config      *initConfig
+	// plan, when set, is the C init's plan (cinitPlan): the init never
+	// starts Go, and config is not sent.
+	plan []byte
 }
 
 // spawned is a started process that waits for the rest of the protocol.
@@ -162,7 +165,14 @@ func spawn(req *spawnRequest) (_ *spawned, retErr error) {
 	// is cloned straight into its new namespaces (pid 1 of its pid
 	// namespace): the constructor has nothing to unshare and no
 	// intermediate process to fork.
-	direct := req.clone&(unix.CLONE_NEWUSER|unix.CLONE_NEWTIME) == 0 && len(req.joins) == 0 && !req.forceFork
+	// Joining a network, IPC, UTS, cgroup or mount namespace needs no
+	// fork either: the single-threaded constructor setns()es into them.
+	direct := req.clone&(unix.CLONE_NEWUSER|unix.CLONE_NEWTIME) == 0 && !req.forceFork
+	for _, j := range req.joins {
+		if j.flag&(unix.CLONE_NEWUSER|unix.CLONE_NEWPID|unix.CLONE_NEWTIME) != 0 {
+			direct = false
+		}
+	}
 	if direct {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: req.clone &^ unix.CLONE_NEWCGROUP}
 	}
@@ -203,14 +213,19 @@ func spawn(req *spawnRequest) (_ *spawned, retErr error) {
 	if req.forceFork {
 		b.WriteString("fork\n")
 	}
+	if req.plan != nil {
+		b.WriteString("cinit\n")
+	}
 	msg := make([]byte, 4, 4+b.Len())
 	binary.LittleEndian.PutUint32(msg, uint32(b.Len()))
 	msg = append(msg, b.String()...)
 	// On cgroup v1 the constructor moves itself into the container's
 	// cgroups (see cgroups.Manager.TaskFiles): it gets the tasks files
 	// with the namespace message, once the directories exist.
+	// The C init joins later, when the plan says so (cinitPlan): the
+	// namespace message need not wait for the cgroup directories.
 	joined := false
-	if req.cgroup != nil {
+	if req.cgroup != nil && req.plan == nil {
 		if req.cgroupReady != nil {
 			if err := req.cgroupReady(); err != nil {
 				return nil, err
@@ -282,12 +297,18 @@ started:
 	if req.config.State.ID != "" {
 		req.config.State.Pid = sp.pid
 	}
-	data, err := json.Marshal(req.config)
-	if err != nil {
-		return nil, err
-	}
-	if err := writeMsg(parent, msgConfig, data); err != nil {
-		return nil, fmt.Errorf("send config to init: %w", err)
+	if req.plan != nil {
+		if err := writeMsg(parent, msgPlan, req.plan); err != nil {
+			return nil, fmt.Errorf("send plan to init: %w", err)
+		}
+	} else {
+		data, err := json.Marshal(req.config)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeMsg(parent, msgConfig, data); err != nil {
+			return nil, fmt.Errorf("send config to init: %w", err)
+		}
 	}
 	// Joining a cgroup takes the kernel's cgroup_threadgroup_rwsem for
 	// writing, which waits for an RCU grace period (milliseconds) and
@@ -309,6 +330,28 @@ started:
 	if req.cgroupReady != nil {
 		if err := req.cgroupReady(); err != nil {
 			return nil, err
+		}
+	}
+	if req.cgroup != nil && !joined && req.plan != nil {
+		// The C init writes "0" to the v1 tasks files sent with
+		// msgCgroup, as the constructor does for the Go init.
+		tasks, ok, err := req.cgroup.TaskFiles()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			fds := make([]int, len(tasks))
+			for i, f := range tasks {
+				fds[i] = int(f.Fd())
+			}
+			hdr := []byte{msgCgroup, 0, 0, 0, 0}
+			// If init already failed, this fails too; the caller reads
+			// init's error report from the socket.
+			unix.Sendmsg(int(parent.Fd()), hdr, unix.UnixRights(fds...), nil, 0)
+			for _, f := range tasks {
+				f.Close()
+			}
+			return sp, nil
 		}
 	}
 	if req.cgroup != nil && !joined {

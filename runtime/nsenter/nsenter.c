@@ -25,6 +25,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "cinit.h"
+
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
@@ -42,6 +44,8 @@
 #define MSG_USERNS 'U' // no payload: user namespace made, write my id maps
 
 static int pipefd = -1;
+
+#define MAX_PLAN (64 * 1024 * 1024)
 
 static void writeall(const void *buf, size_t n) {
 	const char *p = buf;
@@ -123,6 +127,22 @@ static int recvlen(uint32_t *len, int *fds) {
 	return n;
 }
 
+// run_cinit reads the plan ('X' message) and runs the C init; it never
+// returns.
+static void run_cinit(void) {
+	char hdr[5];
+	uint32_t n;
+	readall(hdr, 5);
+	memcpy(&n, hdr + 1, 4);
+	if (hdr[0] != 'X' || n > MAX_PLAN)
+		bail("expected the init plan");
+	char *plan = malloc(n ? n : 1);
+	if (!plan)
+		bail("malloc");
+	readall(plan, n);
+	berth_cinit(pipefd, plan, n);
+}
+
 struct join {
 	int flag;
 	int fd;
@@ -197,7 +217,7 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 	// Lines: "clone <hex>", "join <hex> <path>", "timens <offsets line>", "fork".
 	unsigned long cloneflags = 0;
 	struct join joins[MAX_JOINS];
-	int njoins = 0, mustfork = 0;
+	int njoins = 0, mustfork = 0, cinit = 0;
 	char timens[512] = "";
 	for (char *save = NULL, *line = strtok_r(msg, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(line, "clone ", 6) == 0) {
@@ -214,6 +234,8 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 			snprintf(timens + n, sizeof(timens) - n, "%s\n", line + 7);
 		} else if (strcmp(line, "fork") == 0) {
 			mustfork = 1;
+		} else if (strcmp(line, "cinit") == 0) {
+			cinit = 1;
 		} else {
 			bail("unknown nsenter directive %.64s", line);
 		}
@@ -290,10 +312,15 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 			sendmsg_(MSG_PID, &pid, 4);
 			_exit(0);
 		}
-		// Child: continue into the Go runtime, as the container's init.
+		// Child: continue into the Go runtime, as the container's init,
+		// or run the C init.
 		free(msg);
+		if (cinit)
+			run_cinit();
 		return;
 	}
 	sendmsg_(MSG_PID, &pid, 4);
 	free(msg);
+	if (cinit)
+		run_cinit();
 }

@@ -23,6 +23,7 @@
 //	join <hex CLONE_NEW* flag> <path>  namespaces to join (user first)
 //	timens <clock> <secs> <nanosecs>   time namespace offsets
 //	fork                               always fork (e.g. to enter a joined pid namespace)
+//	cinit                              run the C init (cinit.c) instead of returning to Go
 //
 // On cgroup v1 the descriptors of the container's "tasks" files come with
 // the length (SCM_RIGHTS); the constructor first writes "0" to each, which
@@ -36,7 +37,13 @@
 // others. A new pid or time namespace only applies to children, so it then
 // forks with CLONE_PARENT, making the container's init a direct child of
 // berth-runc, and reports that pid (message 'P'); the intermediate exits.
-// Errors come back as message 'E' with the reason. Each message is one type
+// Errors come back as message 'E' with the reason.
+//
+// With "cinit", the process that would continue into Go instead reads one
+// more message, 'X' with the plan (package runtime documents its format),
+// and runs it in C: it builds the root filesystem, reports ready, waits on
+// the exec fifo and execs the user's program without the Go runtime ever
+// starting (cinit.c). Each message is one type
 // byte, a 4-byte little-endian length, and the payload.
 //
 // Import this package for its side effect from the binary's main package only.

@@ -35,6 +35,14 @@
 //     them); remount "/" read-only for root.readonly; make readonlyPaths
 //     read-only; mask maskedPaths.
 //
+// PlanPrepare and PlanFinalize express the same work as a list of Steps
+// for an executor that runs without the Go runtime (the runtime's C init):
+// the decisions (options, order, cgroup v1 hierarchies, devices, links) are
+// made here, while every lookup in the rootfs is left to the executor at
+// the moment it acts, confined the same way (see Safety). What they do not
+// express (user namespaces, a shared mount namespace, --no-pivot,
+// tmpcopyup, cgroup v2 mounts) makes them return ErrNoPlan.
+//
 // Each spec mount is performed as: parse the options (ParseMountOptions:
 // flags, propagation, mount_setattr attributes, filesystem data); create
 // the destination inside the root; mount(2) onto it; for a bind with flags,

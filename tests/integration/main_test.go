@@ -138,6 +138,7 @@ type bundle struct {
 	Dir  string
 	Root string // state root for berth-runc
 	Spec *specs.Spec
+	Env  []string // extra environment for berth-runc (BERTH_RUNC_GOINIT=1, ...)
 }
 
 // newBundle makes a bundle with the default spec running args, without a terminal.
@@ -182,6 +183,9 @@ func (b *bundle) runcIn(stdin []byte, args ...string) result {
 	b.t.Helper()
 	cmd := exec.Command(runcBin, append([]string{"--root", b.Root}, args...)...)
 	cmd.Dir = b.Dir
+	if len(b.Env) > 0 {
+		cmd.Env = append(os.Environ(), b.Env...)
+	}
 	// Files, not pipes: a created container keeps the stdio it was given,
 	// and a pipe would keep Wait waiting for it.
 	outf, err := os.CreateTemp(b.Dir, "stdout-")
