@@ -53,8 +53,12 @@ test-conformance: deps build
 # BENCH_ENGINE_ARGS to the engine bench (go run ./bench/enginebench -h).
 bench: bench-runtime bench-engine
 
+# Twice: on runc's default spec (capabilities, cgroups), then on berth-runc's
+# (Docker's confinement: capabilities, cgroups and the seccomp profile),
+# each config applied by both runtimes.
 bench-runtime: deps $(BIN)/berth-runc
 	BERTH_RUNC=$(BIN)/berth-runc bench/run.sh
+	BERTH_RUNC=$(BIN)/berth-runc BENCH_OUT=bench/out/seccomp bench/run.sh -spec $(BIN)/berth-runc
 
 bench-engine: deps $(BIN)/berth
 	BERTH=$(BIN)/berth bench/engine.sh
