@@ -16,6 +16,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/engine/supervisor"
 	"github.com/berth-project/berth/runtime"
 	"github.com/berth-project/berth/storage/snapshot"
 )
@@ -184,13 +185,26 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Contai
 		unlock()
 		return nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrConflict)
 	}
-	c, err = e.modify(c.ID, func(c *Container) error {
-		c.State.Status = "starting"
-		c.State.StoppedByUser = false
-		c.State.Error = ""
-		c.RestartCount = 0
-		return nil
-	})
+	if e.supervisorAlive(c.ID) {
+		// Started by someone else a moment ago: it is starting.
+		unlock()
+		if o.WaitAttach {
+			return c, nil
+		}
+		return e.waitStarted(ctx, c.ID)
+	}
+	if c.State.Status != "created" || c.State.StoppedByUser || c.State.Error != "" || c.RestartCount != 0 {
+		// A restart of a used container: reset what its last run left.
+		// (A fresh one starts as it is: its callback records "running",
+		// and a live supervisor tells meanwhile that it is starting.)
+		c, err = e.modify(c.ID, func(c *Container) error {
+			c.State.Status = "starting"
+			c.State.StoppedByUser = false
+			c.State.Error = ""
+			c.RestartCount = 0
+			return nil
+		})
+	}
 	runtime.Trace("engine start: starting recorded")
 	if err == nil {
 		rp := c.HostConfig.RestartPolicy.Name
@@ -222,9 +236,16 @@ func (e *Engine) waitStarted(ctx context.Context, id string) (*Container, error)
 			return nil, err
 		}
 		switch c.State.Status {
-		case "starting":
+		case "starting", "created":
 			if !e.supervisorAlive(id) {
 				e.refresh(c)
+				if c.State.Status == "created" {
+					// The supervisor ended without a start: its exit record
+					// says why.
+					if ex, ok, _ := supervisor.ReadExit(e.runDir(id)); ok && ex.StartFailed {
+						return c, &StartError{Code: ex.Code, Msg: strings.TrimSpace(ex.Error)}
+					}
+				}
 				return c, startError(c)
 			}
 		case "exited", "dead":
@@ -524,6 +545,18 @@ func (e *Engine) removeLocked(c *Container, volumes bool) error {
 // steps leaves a record whose snapshot may be gone; rm finishes it.
 func (e *Engine) removeCleaned(c *Container, volumes bool) error {
 	runtime.Trace("remove: begin")
+	// The container's files (logs, /etc files, run directory) go while
+	// the snapshot and the record are removed, in that order (a kill -9
+	// in between leaves a record whose rm finishes the job, never a
+	// snapshot nobody knows).
+	filesDone := make(chan struct{})
+	go func() {
+		defer close(filesDone)
+		os.RemoveAll(e.ctrDir(c.ID))
+		e.removeRunDir(c.ID)
+		runtime.Trace("remove: files removed")
+	}()
+	defer func() { <-filesDone }()
 	if err := e.snap.Remove(c.Snapshot); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
 		return fmt.Errorf("remove root filesystem of %s: %w", c.Name, err)
 	}
@@ -537,9 +570,6 @@ func (e *Engine) removeCleaned(c *Container, volumes bool) error {
 		return err
 	}
 	runtime.Trace("remove: record deleted")
-	os.RemoveAll(e.ctrDir(c.ID))
-	e.removeRunDir(c.ID)
-	runtime.Trace("remove: files removed")
 	if volumes {
 		for _, m := range c.Mounts {
 			if m.Type == "volume" && m.Anonymous {
