@@ -415,12 +415,15 @@ func (e *Engine) Disconnect(ctx context.Context, netName, ref string) error {
 	return nil
 }
 
-// rewriteNetFiles updates /etc/hosts in place (the bind mount follows the
-// inode) after connect or disconnect.
+// rewriteNetFiles updates /etc/hosts and /etc/resolv.conf after connect
+// or disconnect (a container that joins a user network asks its DNS).
 func (e *Engine) rewriteNetFiles(c *Container) {
-	hosts, _, err := e.netFiles(c, c.Config.Hostname)
+	hosts, resolv, err := e.netFiles(c, c.Config.Hostname)
 	if err != nil {
 		return
 	}
+	// In place (truncate and write): the container's bind mounts follow
+	// the inode, not the name.
 	os.WriteFile(filepath.Join(e.ctrDir(c.ID), "hosts"), hosts, 0o644)
+	os.WriteFile(filepath.Join(e.ctrDir(c.ID), "resolv.conf"), resolv, 0o644)
 }

@@ -250,3 +250,24 @@ func TestPublishAllStaticIPInternalIPv6(t *testing.T) {
 		t.Fatalf("AAAA for berth-v6srv: %q", out)
 	}
 }
+
+// A container on the default bridge that joins a user network resolves
+// that network's names (its resolv.conf now names the embedded DNS), and
+// /etc/hosts lists its new address.
+func TestConnectUpdatesEtcFiles(t *testing.T) {
+	must(t, "network", "create", "berth-late")
+	t.Cleanup(func() { berth(t, "network", "rm", "berth-late") })
+	runDetached(t, "--name", "berth-late-srv", "--network", "berth-late", "busybox:1.35", "sleep", "300")
+	c := runDetached(t, "busybox:1.35", "sleep", "300")
+	if r := berth(t, "exec", c, "nslookup", "berth-late-srv"); r.code == 0 {
+		t.Fatalf("resolved a user network's name before connecting: %s", r.out)
+	}
+	must(t, "network", "connect", "berth-late", c)
+	ip := inspect(t, c, `{{(index .NetworkSettings.Networks "berth-late").IPAddress}}`)
+	if out := must(t, "exec", c, "cat", "/etc/hosts"); !strings.Contains(out, ip+"\t") {
+		t.Fatalf("/etc/hosts lacks the new address %s:\n%s", ip, out)
+	}
+	if out := must(t, "exec", c, "nslookup", "berth-late-srv"); !strings.Contains(out, "Address") {
+		t.Fatalf("after connect: %s", out)
+	}
+}
