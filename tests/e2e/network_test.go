@@ -271,3 +271,28 @@ func TestConnectUpdatesEtcFiles(t *testing.T) {
 		t.Fatalf("after connect: %s", out)
 	}
 }
+
+func TestNetworkLsInspectPrune(t *testing.T) {
+	must(t, "network", "create", "--subnet", "10.124.0.0/16", "--ip-range", "10.124.7.0/24", "--label", "team=blue", "berth-lsnet")
+	must(t, "network", "create", "berth-unused")
+	t.Cleanup(func() { berth(t, "network", "rm", "berth-lsnet", "berth-unused") })
+	if out := must(t, "network", "ls", "--format", "{{.Name}} {{.Driver}}"); !strings.Contains(out, "berth-lsnet bridge") || !strings.Contains(out, "bridge bridge") {
+		t.Fatalf("network ls: %q", out)
+	}
+	id := runDetached(t, "--network", "berth-lsnet", "busybox:1.35", "sleep", "300")
+	ip := inspect(t, id, `{{(index .NetworkSettings.Networks "berth-lsnet").IPAddress}}`)
+	if !strings.HasPrefix(ip, "10.124.7.") {
+		t.Fatalf("address %s is outside --ip-range 10.124.7.0/24", ip)
+	}
+	out := must(t, "network", "inspect", "--format", "{{.Labels.team}} {{range .IPAM.Config}}{{.Subnet}}{{end}} {{len .Containers}}", "berth-lsnet")
+	if strings.TrimSpace(out) != "blue 10.124.0.0/16 1" {
+		t.Fatalf("network inspect: %q", out)
+	}
+	must(t, "network", "prune", "-f")
+	if r := berth(t, "network", "inspect", "berth-unused"); r.code == 0 {
+		t.Fatal("network prune kept an unused network")
+	}
+	if r := berth(t, "network", "inspect", "berth-lsnet"); r.code != 0 {
+		t.Fatal("network prune removed a network in use")
+	}
+}
