@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -32,7 +33,7 @@ func (e *Engine) withRootfs(c *Container, fn func(rootfs string) error) error {
 		return err
 	}
 	defer unlock()
-	dir, err := os.MkdirTemp(e.cfg.RunDir, "berth-mnt-")
+	dir, err := e.tempMountDir()
 	if err != nil {
 		return err
 	}
@@ -210,7 +211,7 @@ func (e *Engine) Changes(ctx context.Context, ref string) ([]Change, error) {
 			return nil, err
 		}
 		defer e.snap.Remove(key)
-		dir, err := os.MkdirTemp(e.cfg.RunDir, "berth-mnt-")
+		dir, err := e.tempMountDir()
 		if err != nil {
 			return nil, err
 		}
@@ -255,3 +256,34 @@ func (e *Engine) Changes(ctx context.Context, ref string) ([]Change, error) {
 }
 
 var _ = filepath.Join
+
+// tempMountDir makes a directory for a temporary mount of this process
+// (cp, export, diff of a stopped container). Its name carries our pid, so
+// that a process killed while it held the mount (kill -9, or SIGPIPE when
+// `berth export | head` closes the pipe) has its mount removed by the next
+// command (gcTempMounts).
+func (e *Engine) tempMountDir() (string, error) {
+	return os.MkdirTemp(e.cfg.RunDir, fmt.Sprintf("berth-mnt-%d-", os.Getpid()))
+}
+
+// gcTempMounts unmounts and removes temporary mounts whose process is gone.
+func (e *Engine) gcTempMounts() {
+	ents, err := os.ReadDir(e.cfg.RunDir)
+	if err != nil {
+		return
+	}
+	for _, ent := range ents {
+		rest, ok := strings.CutPrefix(ent.Name(), "berth-mnt-")
+		if !ok {
+			continue
+		}
+		pidStr, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err == nil && pid > 0 && unix.Kill(pid, 0) == nil {
+			continue // still in use (or a recycled pid: removed another time)
+		}
+		dir := filepath.Join(e.cfg.RunDir, ent.Name())
+		snapshot.UnmountAll(dir)
+		os.Remove(dir)
+	}
+}

@@ -57,6 +57,7 @@ func (e *Engine) List() ([]*Container, error) {
 		known[c.ID] = true
 	}
 	e.gcRunDirs(known)
+	e.gcTempMounts()
 	sortNewest(out)
 	return out, nil
 }

@@ -59,7 +59,18 @@ func Main(args []string) int {
 	root.SetArgs(args)
 	ctx, cancel := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
 	defer cancel()
+	// A reader that goes away (`berth export | head`) must not kill us in
+	// the middle of work that holds mounts or locks: writes fail with
+	// EPIPE instead, the work unwinds, and we exit as a process killed by
+	// SIGPIPE would.
+	signal.Ignore(unix.SIGPIPE)
 	err := root.ExecuteContext(ctx)
+	if errors.Is(err, unix.EPIPE) {
+		if g.be != nil {
+			g.be.close()
+		}
+		return 128 + int(unix.SIGPIPE)
+	}
 	if g.be != nil {
 		g.be.close()
 	}

@@ -57,3 +57,30 @@ func TestDiskFullDuringPull(t *testing.T) {
 	}
 	b("system", "reset", "--force")
 }
+
+// `berth export | head` closes the pipe early: berth must give back the
+// temporary mount of the stopped container, and a later command cleans up
+// after one killed outright.
+func TestExportIntoClosedPipeLeavesNoMount(t *testing.T) {
+	id := strings.TrimSpace(must(t, "create", "busybox:1.35"))
+	t.Cleanup(func() { berth(t, "rm", "-f", id) })
+	cmd := exec.Command("sh", "-c", berthBin+" --root "+root+" --run-dir "+runDir+" export "+id+" | head -c 100 >/dev/null")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("export | head: %v %s", err, out)
+	}
+	// kill -9 while exporting.
+	k := exec.Command(berthBin, "--root", root, "--run-dir", runDir, "export", id)
+	pr, _ := k.StdoutPipe()
+	if err := k.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 10)
+	pr.Read(buf) // the mount is in place once output flows
+	k.Process.Signal(syscall.SIGKILL)
+	k.Wait()
+	must(t, "ps", "-a") // any command cleans up after a dead one
+	data, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(data), filepath.Join(runDir, "berth-mnt-")) {
+		t.Fatalf("a temporary mount was left:\n%s", data)
+	}
+}
