@@ -23,8 +23,17 @@
 // unpack is making, would look like garbage. Such work holds a lease
 // (Service.Lease: a shared flock on image/gc.lock); collection takes the
 // same lock exclusively and so never runs during it. Register, Unpack,
-// UnpackLayer and Commit take a lease themselves; pull and load must hold
-// one from their first blob write to Register.
+// UnpackLayer, Commit and a Stager take a lease themselves; pull and load
+// must hold one from their first blob write to Register.
+//
+// # Unpacking while pulling or loading
+//
+// A Stager (stage_linux.go) extracts each layer while its blob downloads
+// or passes through an archive, into a parentless temporary snapshot named
+// by the digest the stream decompressed to. Nothing is committed then:
+// Unpack (WithStaged), after Register, places those trees on their parents
+// and commits them. A process killed meanwhile leaves only temporary
+// snapshots, which the next Unpack or collection removes.
 //
 // It imports the content and snapshot contracts, storage/archive and
 // image/reference; never the engine, CLI or registry code.

@@ -40,6 +40,7 @@ type UnpackOption func(*unpackConfig)
 
 type unpackConfig struct {
 	progress progress.Reporter
+	staged   *Stager
 }
 
 // WithProgress reports each layer's extraction ("Extracting" with bytes
@@ -128,7 +129,11 @@ func (s *Service) unpack(ctx context.Context, layers []ocispec.Descriptor, diffI
 		s.sn.Remove(tmp0)
 		return fmt.Errorf("layer %s: %w", layers[first].Digest, err)
 	}
-	if !overlay || first == len(chain)-1 {
+	anyStaged := false
+	for i := first; i < len(chain); i++ {
+		anyStaged = anyStaged || cfg.staged.has(diffIDs[i])
+	}
+	if !overlay || (first == len(chain)-1 && !anyStaged) {
 		for i := first; i < len(chain); i++ {
 			key := tmp0
 			if i > first {
@@ -149,12 +154,21 @@ func (s *Service) unpack(ctx context.Context, layers []ocispec.Descriptor, diffI
 	}
 
 	// Overlay: each layer is a directory of its own, so all are
-	// extracted at once into parentless snapshots, then moved onto their
-	// real parents bottom up (renameat2 RENAME_EXCHANGE of the two
-	// directories) and committed.
+	// extracted at once into parentless snapshots (or were, by a Stager),
+	// then moved onto their real parents bottom up (renameat2
+	// RENAME_EXCHANGE of the two directories) and committed.
 	n := len(chain) - first
 	keys := make([]string, n)
 	keys[0] = tmp0
+	staged := make([]bool, n)
+	for j := 0; j < n; j++ {
+		if k, ok := cfg.staged.take(diffIDs[first+j]); ok {
+			if j == 0 {
+				s.sn.Remove(tmp0)
+			}
+			keys[j], staged[j] = k, true
+		}
+	}
 	errs := make([]error, n)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -162,6 +176,9 @@ func (s *Service) unpack(ctx context.Context, layers []ocispec.Descriptor, diffI
 	var wg sync.WaitGroup
 	for j := 0; j < n; j++ {
 		i := first + j
+		if staged[j] {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -205,7 +222,18 @@ func (s *Service) unpack(ctx context.Context, layers []ocispec.Descriptor, diffI
 	}
 	for j := 0; j < n; j++ {
 		i := first + j
-		if j > 0 {
+		if staged[j] {
+			cfg.progress.Update(shortDigest(layers[i].Digest), "Extracted", layers[i].Size, layers[i].Size)
+		}
+		if staged[j] && i == 0 {
+			// A staged base layer is parentless already.
+			if err := s.commitLayer(keys[j], chain[i], diffIDs[i]); err != nil {
+				cleanup(j + 1)
+				return fmt.Errorf("layer %s: %w", layers[i].Digest, err)
+			}
+			continue
+		}
+		if j > 0 || staged[j] {
 			if err := s.moveOnto(ctx, keys[j], chain[i], parentOf(i), diffIDs[i], layers[i], cfg); err != nil {
 				cleanup(j)
 				return err
@@ -344,6 +372,21 @@ func (s *Service) applyStream(key string, desc ocispec.Descriptor, diffID digest
 // Decompress returns the tar inside r, which may be gzip-, zstd- or
 // bzip2-compressed or plain (told by its first bytes).
 func Decompress(r io.Reader) (io.Reader, func(), error) {
+	plain, closeFn, _, err := decompress(r)
+	return plain, closeFn, err
+}
+
+// decompress is Decompress, also telling whether r was not compressed.
+func decompress(r io.Reader) (io.Reader, func(), bool, error) {
+	plain, closeFn, err := decompressOf(r)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	_, isPlain := plain.(*bufio.Reader)
+	return plain, closeFn, isPlain, nil
+}
+
+func decompressOf(r io.Reader) (io.Reader, func(), error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, err := br.Peek(4)
 	if err != nil && !errors.Is(err, io.EOF) {

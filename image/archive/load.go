@@ -51,6 +51,8 @@ type loader struct {
 	meta  map[string][]byte             // manifest.json, index.json, oci-layout, repositories
 	buf   []byte                        // copy buffer
 	small []byte                        // small entries of unknown digest
+	hook  func(ocispec.Descriptor, io.Reader) error
+	hooks sync.WaitGroup
 }
 
 var metaFiles = map[string]bool{"manifest.json": true, "index.json": true, "oci-layout": true, "repositories": true}
@@ -64,6 +66,12 @@ var metaFiles = map[string]bool{"manifest.json": true, "index.json": true, "oci-
 // manifest.json and stores it. It registers no names: the caller does, from
 // what Load returns. pr may be nil.
 func Load(ctx context.Context, r io.Reader, cs content.Store, pr progress.Reporter) ([]Loaded, error) {
+	return LoadWith(ctx, r, cs, LoadOptions{Progress: pr})
+}
+
+// LoadWith is Load with options (a hook that receives the layers as they
+// pass).
+func LoadWith(ctx context.Context, r io.Reader, cs content.Store, opts LoadOptions) ([]Loaded, error) {
 	src, c, err := autoDecompress(&ctxReader{ctx: ctx, r: r})
 	if err != nil {
 		return nil, fmt.Errorf("read archive: %w", err)
@@ -72,12 +80,14 @@ func Load(ctx context.Context, r io.Reader, cs content.Store, pr progress.Report
 	l := &loader{
 		ctx:   ctx,
 		cs:    cs,
-		pr:    progress.Or(pr),
+		pr:    progress.Or(opts.Progress),
 		files: map[string]ocispec.Descriptor{},
 		links: map[string]string{},
 		meta:  map[string][]byte{},
 		buf:   make([]byte, 1<<20),
+		hook:  opts.BlobHook,
 	}
+	defer l.hooks.Wait()
 	tr := tar.NewReader(src)
 	n := 0
 	for ; ; n++ {
@@ -197,8 +207,28 @@ func blobDigest(name string) (digest.Digest, bool) {
 	return d, true
 }
 
-// store writes one file entry into the store and returns its descriptor.
-func (l *loader) store(name string, size int64, r io.Reader) (ocispec.Descriptor, error) {
+// store writes one file entry into the store and returns its descriptor;
+// a large one also goes to the hook as it passes.
+func (l *loader) store(name string, size int64, r io.Reader) (desc ocispec.Descriptor, err error) {
+	if l.hook != nil && size >= HookMinSize {
+		hd := ocispec.Descriptor{Size: size}
+		if d, ok := blobDigest(name); ok {
+			hd.Digest = d
+		}
+		tee := &hookTee{r: r, p: l.startHook(hd)}
+		r = tee
+		defer func() {
+			if err == nil && !tee.dead && tee.n == size {
+				tee.p.CloseWithError(nil)
+			} else {
+				tee.p.CloseWithError(errNotStored)
+			}
+		}()
+	}
+	return l.storeEntry(name, size, r)
+}
+
+func (l *loader) storeEntry(name string, size int64, r io.Reader) (ocispec.Descriptor, error) {
 	// Progress names a blob by its digest, a layer.tar of the old layout by
 	// its directory (the layer's v1 ID, as docker load shows it).
 	id := path.Base(name)

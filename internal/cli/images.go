@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -86,6 +87,7 @@ func pullImage(ctx context.Context, g *globals, be *backend, ref, platform strin
 	}
 	defer release()
 	var img *image.Image
+	var staged *image.Stager
 	if dir, layoutRef, ok, err := ociSource(ref); ok {
 		if err != nil {
 			return nil, err
@@ -111,7 +113,23 @@ func pullImage(ctx context.Context, g *globals, be *backend, ref, platform strin
 		}
 		plat.Progress = pr
 		plat.SourceDB = sourceDB(g)
-		res, err := registry.Pull(ctx, nref, be.images.Content(), plat)
+		// Each layer is extracted while it downloads (Stager); Unpack
+		// below places the staged layers on their parents once the pull
+		// has verified every blob.
+		st, err := be.images.NewStager(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer st.Close()
+		staged = st
+		cs := be.images.Content()
+		plat.LayerHook = func(desc ocispec.Descriptor, r io.Reader) error {
+			if _, err := cs.Info(ctx, desc.Digest); err == nil {
+				return nil // stored before: unpacked already, or from the store below
+			}
+			return st.Stage(ctx, desc.Digest, r)
+		}
+		res, err := registry.Pull(ctx, nref, cs, plat)
 		if err != nil {
 			return nil, err
 		}
@@ -133,7 +151,7 @@ func pullImage(ctx context.Context, g *globals, be *backend, ref, platform strin
 			fmt.Fprintf(out, "Digest: %s\n", res.Digest)
 		}
 	}
-	if _, err := be.images.Unpack(ctx, img, image.WithProgress(pr)); err != nil {
+	if _, err := be.images.Unpack(ctx, img, image.WithProgress(pr), image.WithStaged(staged)); err != nil {
 		return nil, err
 	}
 	return img, nil
@@ -609,7 +627,17 @@ func loadCmd(g *globals) *cobra.Command {
 			if input != "" {
 				src = input
 			}
-			loaded, err := archive.Load(ctx, r, be.images.Content(), pr)
+			// Layers are extracted as they pass (Stager), and only placed
+			// on their parents and committed once the archive checked out.
+			st, err := be.images.NewStager(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			loaded, err := archive.LoadWith(ctx, r, be.images.Content(), archive.LoadOptions{
+				Progress: pr,
+				BlobHook: func(desc ocispec.Descriptor, r io.Reader) error { return st.Stage(ctx, desc.Digest, r) },
+			})
 			if err != nil {
 				if printer != nil {
 					printer.Done()
@@ -622,7 +650,7 @@ func loadCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("load %s: %w", src, err)
 				}
-				if _, err := be.images.Unpack(ctx, img, image.WithProgress(pr)); err != nil {
+				if _, err := be.images.Unpack(ctx, img, image.WithProgress(pr), image.WithStaged(st)); err != nil {
 					return fmt.Errorf("load %s: %w", src, err)
 				}
 				imgs = append(imgs, img)

@@ -110,6 +110,7 @@ func Open(root string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(root, "snapshots"), 0o700); err != nil {
 		return nil, fmt.Errorf("create snapshot root: %w", err)
 	}
+	markTopdir(filepath.Join(root, "snapshots"))
 	s := &Store{root: root}
 	if _, err := os.Stat(s.dbPath()); err != nil {
 		if err := s.Update(func(tx *Tx) error { return nil }); err != nil {
