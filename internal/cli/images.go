@@ -113,6 +113,7 @@ func pullImage(ctx context.Context, g *globals, be *backend, ref, platform strin
 		}
 		plat.Progress = pr
 		plat.SourceDB = sourceDB(g)
+		plat.Insecure = g.insecure
 		// Each layer is extracted while it downloads (Stager); Unpack
 		// below places the staged layers on their parents once the pull
 		// has verified every blob.
@@ -234,6 +235,7 @@ func pullCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Suppress verbose output")
+	cmd.Flags().BoolVar(&g.insecure, "insecure", false, "Allow plain http and unverified TLS for this registry (localhost and 127.0.0.0/8 always may fall back to http)")
 	cmd.Flags().StringVar(&platform, "platform", "", "Set platform if server is multi-platform capable")
 	cmd.Flags().BoolP("all-tags", "a", false, "Download all tagged images in the repository (not supported)")
 	return exit1(cmd)
@@ -277,7 +279,7 @@ func pushCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := registry.PushOptions{SourceDB: sourceDB(g)}
+			opts := registry.PushOptions{SourceDB: sourceDB(g), Insecure: g.insecure}
 			var printer *progress.Printer
 			if !quiet {
 				fmt.Printf("The push refers to repository [%s]\n", r.Name())
@@ -308,6 +310,7 @@ func pushCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Suppress verbose output")
+	cmd.Flags().BoolVar(&g.insecure, "insecure", false, "Allow plain http and unverified TLS for this registry (localhost and 127.0.0.0/8 always may fall back to http)")
 	return exit1(cmd)
 }
 

@@ -28,6 +28,7 @@ type globals struct {
 	root, runDir, driver string
 	debug                bool
 	noImages             bool // a supervisor callback: no image store needed
+	insecure             bool // pull/push --insecure
 
 	be *backend
 }
