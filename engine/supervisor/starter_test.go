@@ -3,8 +3,8 @@ package supervisor
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -80,7 +80,7 @@ func TestStarterFailedAndEngineDied(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pid := execSh(t, st, `sleep 60`, nil)
+			pid := execSh(t, st, `exec sleep 60`, nil)
 			if how == "failed" {
 				if err := st.Failed(127, "exec: nope: no such file"); err != nil {
 					t.Fatal(err)
@@ -99,9 +99,14 @@ func TestStarterFailedAndEngineDied(t *testing.T) {
 				t.Fatalf("exit %+v", exit)
 			}
 			// What the engine had started is gone.
-			if err := syscall.Kill(pid, 0); err == nil {
-				t.Fatalf("process %d still runs", pid)
-			}
+			waitFor(t, "the started process to be killed", 5*time.Second, func() bool {
+				stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+				if err != nil {
+					return true
+				}
+				i := strings.LastIndexByte(string(stat), ')')
+				return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
+			})
 			// The engine that reports a failure cleaned up itself; one
 			// that died did not.
 			_, err = os.Stat(filepath.Join(dir, "cleanup.args"))
