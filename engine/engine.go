@@ -17,11 +17,14 @@
 //
 // A started container's init is the child of its supervisor (see package
 // engine/supervisor), a C program inside the berth binary that never starts
-// the Go runtime. The supervisor calls back into berth to start the
-// container (`berth __start ID`: mount the root filesystem, write the
-// spec, runtime.Create and Start) and to clean up after it exited
-// (`berth __cleanup ID CODE`); it holds the container's stdio, writes its
-// log, records its exit and applies its restart policy. So a detached
+// the Go runtime. The command that starts a container (run, start) mounts
+// its root filesystem, builds its spec and runs runtime.Create and Start
+// itself, with the supervisor starting the init's process for it
+// (supervisor.Starter); for restarts by the restart policy the supervisor
+// calls back into berth (`berth __start ID` does the same). It also calls
+// back to clean up after the container exited (`berth __cleanup ID CODE`);
+// it holds the container's stdio, writes its log, records its exit and
+// applies its restart policy. So a detached
 // container outlives the command that started it, and nothing long-lived
 // runs Go.
 //

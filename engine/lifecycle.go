@@ -157,7 +157,56 @@ type StartOptions struct {
 // Start starts a created or exited container under a new supervisor and
 // returns once its process runs (or failed to start). With WaitAttach it
 // returns as soon as the supervisor waits for the attach.
+//
+// Without WaitAttach the container is created in this process (which has
+// the container's state open already) rather than by the supervisor's
+// start callback: only the init's process is started by the supervisor,
+// whose child it must be (see supervisor.SpawnStarter).
 func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Container, error) {
+	c, _, err := e.start(ctx, ref, o, nil)
+	return c, err
+}
+
+// StartAttach is Start with the caller attached to the container's stdio
+// (its input too with stdin) before the container's program runs, so that
+// none of its output is lost: a foreground run. The connection ends with
+// the run (AttachConn.Copy).
+func (e *Engine) StartAttach(ctx context.Context, ref string, stdin bool, o StartOptions) (*Container, *supervisor.AttachConn, error) {
+	return e.start(ctx, ref, o, &stdin)
+}
+
+func (e *Engine) start(ctx context.Context, ref string, o StartOptions, attach *bool) (*Container, *supervisor.AttachConn, error) {
+	c, err := e.startSupervised(ctx, ref, o, attach)
+	if err != nil || attach == nil {
+		if c == nil {
+			return nil, nil, err
+		}
+		return c.Container, nil, err
+	}
+	if c.conn != nil {
+		return c.Container, c.conn, nil
+	}
+	conn, err := e.Attach(c.Container, *attach)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.Container, conn, nil
+}
+
+// startedContainer is a started container, with the attach connection
+// the fast path made.
+type startedContainer struct {
+	*Container
+	conn *supervisor.AttachConn
+}
+
+func (e *Engine) startSupervised(ctx context.Context, ref string, o StartOptions, attach *bool) (*startedContainer, error) {
+	wrap := func(c *Container, err error) (*startedContainer, error) {
+		if c == nil {
+			return nil, err
+		}
+		return &startedContainer{Container: c}, err
+	}
 	runtime.Trace("engine start: begin")
 	c, err := e.Get(ref)
 	if err != nil {
@@ -176,7 +225,7 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Contai
 	case "running", "restarting", "starting":
 		unlock()
 		if c.State.Status == "running" {
-			return c, nil // docker start of a running container is a no-op
+			return wrap(c, nil) // docker start of a running container is a no-op
 		}
 		return nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrConflict)
 	case "paused":
@@ -190,9 +239,9 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Contai
 		// Started by someone else a moment ago: it is starting.
 		unlock()
 		if o.WaitAttach {
-			return c, nil
+			return wrap(c, nil)
 		}
-		return e.waitStarted(ctx, c.ID)
+		return wrap(e.waitStarted(ctx, c.ID))
 	}
 	if c.State.Status != "created" || c.State.StoppedByUser || c.State.Error != "" || c.RestartCount != 0 {
 		// A restart of a used container: reset what its last run left.
@@ -207,9 +256,12 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Contai
 		})
 	}
 	runtime.Trace("engine start: starting recorded")
+	var st *supervisor.Starter
+	selfCleanup := false
 	if err == nil {
 		rp := c.HostConfig.RestartPolicy.Name
-		err = e.spawnSupervisor(c, o.WaitAttach, o.SelfCleanup && (rp == "" || rp == "no"))
+		selfCleanup = o.SelfCleanup && (rp == "" || rp == "no")
+		st, err = e.spawnSupervisor(c, o.WaitAttach, selfCleanup, !o.WaitAttach)
 	}
 	runtime.Trace("engine start: supervisor spawned")
 	if err != nil {
@@ -222,11 +274,82 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (*Contai
 		unlock()
 		return nil, err
 	}
+	if st != nil {
+		sc, err := e.startHere(ctx, c, st, attach)
+		unlock()
+		return sc, err
+	}
 	unlock()
 	if o.WaitAttach {
-		return c, nil
+		return wrap(c, nil)
 	}
-	return e.waitStarted(ctx, c.ID)
+	return wrap(e.waitStarted(ctx, c.ID))
+}
+
+// startHere creates and starts c (locked, its supervisor just spawned
+// with st) in this process; the supervisor starts the init's process.
+// With attach, the caller is attached before the container's program
+// runs. On failure the supervisor records it and exits; this waits for
+// that and removes a --rm container.
+func (e *Engine) startHere(ctx context.Context, c *Container, st *supervisor.Starter, attach *bool) (*startedContainer, error) {
+	dir := e.runDir(c.ID)
+	var conn *supervisor.AttachConn
+	var err error
+	if attach != nil {
+		conn, err = supervisor.Attach(dir, *attach)
+	}
+	var pid int
+	if err == nil {
+		console := ""
+		if c.Config.Tty {
+			console = filepath.Join(dir, supervisor.ConsoleSocket)
+		}
+		pid, err = e.createAndStart(ctx, c, console, st)
+	}
+	if err != nil {
+		e.startFailed(c, err)
+		code := StartExitCode(err)
+		if ferr := st.Failed(code, err.Error()); ferr != nil {
+			runtime.Warn("tell the supervisor of %s: %v", c.ID, ferr)
+		}
+		if conn != nil {
+			conn.Close()
+		}
+		// The supervisor records the failure and exits without a cleanup
+		// callback: what the start set up is undone already; a --rm
+		// container goes now.
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		supervisor.Wait(wctx, dir)
+		cancel()
+		if cur, gerr := e.getRaw(c.ID); gerr == nil && cur.HostConfig.AutoRemove {
+			if rerr := e.removeLocked(cur, true); rerr == nil {
+				os.RemoveAll(dir)
+			}
+		}
+		return nil, &StartError{Code: code, Msg: err.Error()}
+	}
+	// The record says running before the supervisor learns it: if this
+	// process dies in between, the supervisor kills the init, and the
+	// next command that looks finds a running record with nothing
+	// running and cleans up (refresh).
+	n, err := e.recordRunning(c, pid, false)
+	if err != nil {
+		// It runs, but the record does not say so: the supervisor kills
+		// it (a failed start).
+		st.Failed(125, err.Error())
+		if conn != nil {
+			conn.Close()
+		}
+		return nil, err
+	}
+	c = n
+	if err := st.Started(pid); err != nil {
+		// The container runs; nobody will record its exit (refresh
+		// notices that the supervisor is gone).
+		runtime.Warn("tell the supervisor of %s it runs: %v", c.ID, err)
+	}
+	runtime.Trace("engine start: started here")
+	return &startedContainer{Container: c, conn: conn}, nil
 }
 
 // waitStarted waits until the supervisor's start callback finished.
@@ -282,7 +405,7 @@ func startError(c *Container) error {
 // the container's stdio as fds 0-2: it mounts the root filesystem, builds
 // the spec and creates and starts the container's init, whose pid it
 // writes to pidFile.
-func (e *Engine) StartCallback(ctx context.Context, id, consoleSocket, pidFile string) (retErr error) {
+func (e *Engine) StartCallback(ctx context.Context, id, consoleSocket, pidFile string) error {
 	runtime.Trace("start callback: begin")
 	unlock, err := e.lock(id)
 	if err != nil {
@@ -295,17 +418,57 @@ func (e *Engine) StartCallback(ctx context.Context, id, consoleSocket, pidFile s
 	}
 	runtime.Trace("start callback: record read")
 	restart := c.State.Status == "exited" || c.State.Status == "restarting"
-	defer func() {
-		if retErr != nil {
-			e.teardownNetwork(c)
-			e.unmountRootfs(id)
-			e.modify(id, func(c *Container) error {
-				c.State.Status, c.State.Error, c.State.ExitCode = "exited", retErr.Error(), StartExitCode(retErr)
-				c.State.FinishedAt = time.Now().UTC()
-				return nil
-			})
+	pid, err := e.createAndStart(ctx, c, consoleSocket, nil)
+	if err != nil {
+		e.startFailed(c, err)
+		return err
+	}
+	if err := writeFileAtomic(pidFile, []byte(fmt.Sprint(pid))); err != nil {
+		e.startFailed(c, err)
+		return err
+	}
+	_, err = e.recordRunning(c, pid, restart)
+	return err
+}
+
+// startFailed undoes what createAndStart set up for c and records the
+// failure.
+func (e *Engine) startFailed(c *Container, err error) {
+	e.teardownNetwork(c)
+	e.unmountRootfs(c.ID)
+	e.modify(c.ID, func(c *Container) error {
+		c.State.Status, c.State.Error, c.State.ExitCode = "exited", err.Error(), StartExitCode(err)
+		c.State.FinishedAt = time.Now().UTC()
+		return nil
+	})
+}
+
+// recordRunning records that c runs with init pid.
+func (e *Engine) recordRunning(c *Container, pid int, restart bool) (*Container, error) {
+	network := c.Network
+	n, err := e.modify(c.ID, func(c *Container) error {
+		c.Network = network
+		c.State.Status = "running"
+		c.State.Pid = pid
+		c.State.StartedAt = time.Now().UTC()
+		c.State.ExitCode, c.State.Error, c.State.OOMKilled = 0, "", false
+		if restart {
+			c.RestartCount++
 		}
-	}()
+		return nil
+	})
+	if err == nil {
+		e.event("container", "start", n, nil)
+	}
+	return n, err
+}
+
+// createAndStart mounts c's root filesystem, sets up its network, builds
+// its spec and creates and starts it (c is locked), returning its init's
+// pid. With st, the init's process is started by the supervisor (see
+// supervisor.Starter). On error the caller calls startFailed.
+func (e *Engine) createAndStart(ctx context.Context, c *Container, consoleSocket string, st *supervisor.Starter) (int, error) {
+	id := c.ID
 	if old, err := runtime.Load(e.runtimeRoot(), id); err == nil {
 		old.Delete(true)
 	}
@@ -319,54 +482,50 @@ func (e *Engine) StartCallback(ctx context.Context, id, consoleSocket, pidFile s
 	netDone := make(chan netResult, 1)
 	go func() {
 		ns, err := e.setupNetwork(ctx, c)
-		runtime.Trace("start callback: network set up")
+		runtime.Trace("start: network set up")
 		netDone <- netResult{ns, err}
 	}()
 	mountErr := e.mountRootfs(c)
-	runtime.Trace("start callback: rootfs mounted")
+	runtime.Trace("start: rootfs mounted")
 	nr := <-netDone
 	if mountErr != nil {
-		return mountErr
+		return 0, mountErr
 	}
 	if nr.err != nil {
-		return nr.err
+		return 0, nr.err
 	}
-	netns := nr.ns
-	spec, err := e.specFor(c, rootfs, netns)
+	spec, err := e.specFor(c, rootfs, nr.ns)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	runtime.Trace("start callback: spec built")
-	rc, err := runtime.Create(e.runtimeRoot(), id, &runtime.CreateOpts{
-		Bundle: e.bundleDir(id), Spec: spec, ConsoleSocket: consoleSocket,
-	})
+	runtime.Trace("start: spec built")
+	opts := &runtime.CreateOpts{Bundle: e.bundleDir(id), Spec: spec, ConsoleSocket: consoleSocket}
+	stagePid := 0
+	if st != nil {
+		opts.Starter = func(p *runtime.InitProcess) (int, error) {
+			pid, err := st.Exec(supervisor.ExecRequest{Exe: p.Exe, Args: p.Args, Env: p.Env, Files: p.Files, Cloneflags: p.Cloneflags})
+			stagePid = pid
+			return pid, err
+		}
+	}
+	rc, err := runtime.Create(e.runtimeRoot(), id, opts)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	if st != nil && rc.Pid() != stagePid {
+		// An intermediate process forked the init: the supervisor
+		// must know it to kill it if this process dies now.
+		if err := st.InitPid(rc.Pid()); err != nil {
+			rc.Delete(true)
+			return 0, err
+		}
 	}
 	if err := rc.Start(); err != nil {
 		rc.Delete(true)
-		return err
+		return 0, err
 	}
-	runtime.Trace("start callback: started")
-	if err := writeFileAtomic(pidFile, []byte(fmt.Sprint(rc.Pid()))); err != nil {
-		return err
-	}
-	network := c.Network
-	_, err = e.modify(id, func(c *Container) error {
-		c.Network = network
-		c.State.Status = "running"
-		c.State.Pid = rc.Pid()
-		c.State.StartedAt = time.Now().UTC()
-		c.State.ExitCode, c.State.Error, c.State.OOMKilled = 0, "", false
-		if restart {
-			c.RestartCount++
-		}
-		return nil
-	})
-	if err == nil {
-		e.event("container", "start", c, nil)
-	}
-	return err
+	runtime.Trace("start: started")
+	return rc.Pid(), nil
 }
 
 // StartExitCode is the code `docker run` exits with when the container

@@ -271,7 +271,19 @@ func (n *NetworkInfo) record(ep *network.Endpoint) {
 
 // teardownNetwork releases a stopped container's network.
 func (e *Engine) teardownNetwork(c *Container) {
-	if c.Network == nil || c.Network.SandboxKey == "" || c.HostConfig.NetworkMode.IsContainer() {
+	if c.HostConfig.NetworkMode.IsContainer() || c.HostConfig.NetworkMode.IsHost() {
+		return
+	}
+	if c.Network == nil || c.Network.SandboxKey == "" {
+		// Never recorded: a start killed after it made the namespace
+		// (before the record said running) may have left one.
+		if m, err := e.Network(); err == nil {
+			if _, err := os.Lstat(m.SandboxPath(c.ID)); err == nil {
+				if err := m.RemoveSandbox(c.ID); err != nil && !errors.Is(err, network.ErrNotFound) {
+					runtimeWarn("remove the network namespace of %s: %v", c.Name, err)
+				}
+			}
+		}
 		return
 	}
 	if m, err := e.Network(); err == nil {

@@ -12,16 +12,17 @@ import (
 )
 
 // spawnSupervisor starts the container's supervisor, which calls back
-// `berth __start` to make the container.
-func (e *Engine) spawnSupervisor(c *Container, waitAttach, selfCleanup bool) error {
+// `berth __start` to make the container, or with clientStart waits for the
+// returned Starter to start it (and calls back for restarts).
+func (e *Engine) spawnSupervisor(c *Container, waitAttach, selfCleanup, clientStart bool) (*supervisor.Starter, error) {
 	dir := e.runDir(c.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+		return nil, err
 	}
 	hc := c.HostConfig
 	maxSize, maxFiles, err := logLimits(hc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	global := []string{e.cfg.BerthPath, "--root", e.cfg.Root, "--run-dir", e.cfg.RunDir, "--storage-driver", e.cfg.Driver}
 	console := ""
@@ -59,11 +60,16 @@ func (e *Engine) spawnSupervisor(c *Container, waitAttach, selfCleanup bool) err
 		}
 		cfg.Health = append(append([]string{}, global...), "__health", c.ID)
 	}
-	_, err = supervisor.Spawn(dir, cfg, e.cfg.BerthPath)
-	if err != nil {
-		return fmt.Errorf("start the supervisor of %s: %w", c.Name, err)
+	var st *supervisor.Starter
+	if clientStart {
+		_, st, err = supervisor.SpawnStarter(dir, cfg, e.cfg.BerthPath)
+	} else {
+		_, err = supervisor.Spawn(dir, cfg, e.cfg.BerthPath)
 	}
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("start the supervisor of %s: %w", c.Name, err)
+	}
+	return st, nil
 }
 
 // RestartOnFailureName is Docker's on-failure policy name.

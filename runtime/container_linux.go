@@ -29,6 +29,25 @@ type CreateOpts struct {
 	NoNewKeyring  bool
 	PreserveFds   int         // fds 3 .. 3+N-1 of the caller pass to the container
 	Stdio         [3]*os.File // nil: the caller's own
+	// Starter, when set, starts the init process in place of Create's
+	// own fork and exec (Stdio is then the starter's business): an
+	// engine's per-container supervisor uses it to be the init's parent
+	// while Create runs in another process. Create cannot wait for a
+	// process it did not fork: an init that fails is reaped by the
+	// starter's side, which must also kill it if this process dies.
+	Starter func(*InitProcess) (pid int, err error)
+}
+
+// InitProcess is the process a Starter starts: Exe (a read-only handle on
+// the runtime's binary, to execute through the descriptor, e.g. with
+// execveat(2) and AT_EMPTY_PATH) with Args and Env, Files as its
+// descriptors 3, 4, ..., cloned with Cloneflags (namespaces to create; 0
+// for a plain fork). Its descriptors 0-2 are the container's stdio.
+type InitProcess struct {
+	Exe        *os.File
+	Args, Env  []string
+	Files      []*os.File
+	Cloneflags uintptr
 }
 
 // Warn receives non-fatal problems (failed poststart/poststop hooks, ...).
@@ -79,10 +98,16 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 	var cg *cgroups.Manager
 	defer func() {
 		if retErr != nil {
-			if c.st.Pid > 0 {
+			if c.st.Pid > 0 && o.Starter == nil {
 				unix.Kill(c.st.Pid, unix.SIGKILL)
 				var ws unix.WaitStatus
 				unix.Wait4(c.st.Pid, &ws, 0, nil)
+			} else if c.st.Pid > 0 {
+				// Not our child: its parent reaps it, so the pid may be
+				// another process's by now unless its start time matches.
+				if st, zombie, ok := procStart(c.st.Pid); ok && !zombie && st == c.st.PidStart {
+					unix.Kill(c.st.Pid, unix.SIGKILL)
+				}
 			}
 			if cg != nil {
 				killCgroup(cg)
@@ -166,7 +191,7 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 	if spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0) { //nolint:staticcheck // prestart is deprecated, still honoured
 		cfg.RuntimeHooks = true
 	}
-	req := &spawnRequest{cgroup: cg, cgroupReady: waitCgroup, stdio: stdio(o.Stdio), config: cfg}
+	req := &spawnRequest{cgroup: cg, cgroupReady: waitCgroup, stdio: stdio(o.Stdio), config: cfg, starter: o.Starter}
 	for i := 0; i < o.PreserveFds; i++ {
 		req.files = append(req.files, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
 	}

@@ -58,6 +58,9 @@ type spawnRequest struct {
 	// plan, when set, is the C init's plan (cinitPlan): the init never
 	// starts Go, and config is not sent.
 	plan []byte
+	// starter, when set, starts the process instead of exec.Cmd (see
+	// CreateOpts.Starter).
+	starter func(*InitProcess) (int, error)
 }
 
 // spawned is a started process that waits for the rest of the protocol.
@@ -178,21 +181,39 @@ func spawn(req *spawnRequest) (_ *spawned, retErr error) {
 	}
 	req.config.Trace = traceOn
 	tracef("spawn: exec init")
-	if err := cmd.Start(); err != nil {
-		parent.Close()
-		return nil, fmt.Errorf("start init: %w", err)
+	// stage is the process started here: the init itself, or (not
+	// direct) the constructor that forks the init and exits.
+	var stage stageProc
+	if req.starter != nil {
+		p := &InitProcess{Exe: exe, Args: cmd.Args, Env: cmd.Env, Files: files}
+		if direct {
+			p.Cloneflags = req.clone &^ unix.CLONE_NEWCGROUP
+		}
+		pid, err := req.starter(p)
+		if err != nil {
+			parent.Close()
+			return nil, fmt.Errorf("start init: %w", err)
+		}
+		stage = startedStage(pid)
+	} else {
+		if err := cmd.Start(); err != nil {
+			parent.Close()
+			return nil, fmt.Errorf("start init: %w", err)
+		}
+		stage = cmdStage{cmd}
 	}
-	sp := &spawned{pid: cmd.Process.Pid, sock: parent}
+	stagePid := stage.pid()
+	sp := &spawned{pid: stagePid, sock: parent}
 	defer func() {
 		if retErr != nil {
 			parent.Close()
-			unix.Kill(cmd.Process.Pid, unix.SIGKILL)
-			if sp.pid != cmd.Process.Pid {
+			stage.kill()
+			if sp.pid != stagePid && req.starter == nil {
 				unix.Kill(sp.pid, unix.SIGKILL)
 				var ws unix.WaitStatus
 				unix.Wait4(sp.pid, &ws, 0, nil)
 			}
-			cmd.Wait()
+			stage.wait()
 		}
 	}()
 	child.Close()
@@ -256,14 +277,14 @@ func spawn(req *spawnRequest) (_ *spawned, retErr error) {
 			return nil, fmt.Errorf("send namespaces to init: %w", err)
 		}
 	}
-	for sp.pid == cmd.Process.Pid {
+	for sp.pid == stagePid {
 		typ, payload, err := readMsg(parent)
 		if err != nil {
-			return nil, fmt.Errorf("init exited while entering namespaces: %w", childExit(cmd, err))
+			return nil, fmt.Errorf("init exited while entering namespaces: %w", childExit(stage, err))
 		}
 		switch typ {
 		case msgUserns:
-			if err := writeIDMaps(cmd.Process.Pid, req.uidMaps, req.gidMaps); err != nil {
+			if err := writeIDMaps(stagePid, req.uidMaps, req.gidMaps); err != nil {
 				return nil, err
 			}
 			if _, err := parent.Write([]byte{'u'}); err != nil {
@@ -276,9 +297,9 @@ func spawn(req *spawnRequest) (_ *spawned, retErr error) {
 			sp.pid = int(int32(binary.LittleEndian.Uint32(payload)))
 			if direct {
 				// Inside its pid namespace the init sees itself as 1.
-				sp.pid = cmd.Process.Pid
+				sp.pid = stagePid
 			}
-			if sp.pid == cmd.Process.Pid {
+			if sp.pid == stagePid {
 				// No fork: the init is the process we started.
 				goto started
 			}
@@ -289,7 +310,7 @@ func spawn(req *spawnRequest) (_ *spawned, retErr error) {
 		}
 	}
 	// The intermediate process reported the real init and exits.
-	if err := cmd.Wait(); err != nil {
+	if err := stage.wait(); err != nil {
 		return nil, fmt.Errorf("nsenter: %w", err)
 	}
 started:
@@ -365,12 +386,34 @@ started:
 	return sp, nil
 }
 
-func childExit(cmd *exec.Cmd, err error) error {
-	if werr := cmd.Wait(); werr != nil {
+func childExit(stage stageProc, err error) error {
+	if werr := stage.wait(); werr != nil {
 		return werr
 	}
 	return err
 }
+
+// stageProc is the process spawn started: our child (cmdStage), or a
+// process a Starter started (startedStage), which its own parent reaps.
+type stageProc interface {
+	pid() int
+	kill()
+	wait() error // its exit status; nil when it cannot be known
+}
+
+type cmdStage struct{ cmd *exec.Cmd }
+
+func (s cmdStage) pid() int    { return s.cmd.Process.Pid }
+func (s cmdStage) kill()       { s.cmd.Process.Kill() }
+func (s cmdStage) wait() error { return s.cmd.Wait() }
+
+// startedStage needs no kill: it exits when its socket closes, and its
+// parent (the starter's side) kills it when the start fails.
+type startedStage int
+
+func (s startedStage) pid() int    { return int(s) }
+func (s startedStage) kill()       {}
+func (s startedStage) wait() error { return nil }
 
 func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
 	format := func(m []specs.LinuxIDMapping) []byte {

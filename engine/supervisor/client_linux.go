@@ -62,10 +62,10 @@ func Spawn(dir string, cfg Config, berthPath string) (int, error) {
 	if err := cfg.Write(dir); err != nil {
 		return 0, fmt.Errorf("spawn supervisor: %w", err)
 	}
-	return spawn(dir, cfg.ID, berthPath)
+	return spawn(dir, cfg.ID, berthPath, nil)
 }
 
-func spawn(dir, id, berthPath string) (int, error) {
+func spawn(dir, id, berthPath string, client *os.File) (int, error) {
 	for _, name := range []string{exitFile, PidFile, pidFile} {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return 0, fmt.Errorf("spawn supervisor: %w", err)
@@ -92,6 +92,10 @@ func spawn(dir, id, berthPath string) (int, error) {
 		Dir:         dir,
 		ExtraFiles:  []*os.File{readyW},
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	if client != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, client)
+		cmd.Env = append(cmd.Env, "_BERTH_SUPERVISE_CLIENT=4")
 	}
 	err = cmd.Start()
 	readyW.Close()

@@ -32,6 +32,7 @@ const (
 //	open_stdin=true|false
 //	stdin_once=true|false
 //	wait_attach=true|false
+//	client_start=true|false            the first start is the engine's (SpawnStarter)
 //	restart=no|always|unless-stopped|on-failure
 //	restart_max_retries=<N>            on-failure only, 0: unlimited
 //	health_interval_ms=<ms>            0: no health checks
@@ -54,6 +55,10 @@ type Config struct {
 	OpenStdin  bool // keep the container's stdin open for attach clients
 	StdinOnce  bool // close the container's stdin when the last attached stdin closes
 	WaitAttach bool // start the container only once the first attach client connected
+	// ClientStart: the first start is not the start callback's but the
+	// engine's, through the Starter SpawnStarter returns (restarts use
+	// the callback). Set by SpawnStarter.
+	ClientStart bool
 
 	Restart           string // RestartNo (or ""), RestartAlways, RestartUnlessStopped, RestartOnFailure
 	RestartMaxRetries int    // for RestartOnFailure; 0 unlimited
@@ -129,6 +134,7 @@ func (c Config) Write(dir string) error {
 	kv("open_stdin", strconv.FormatBool(c.OpenStdin))
 	kv("stdin_once", strconv.FormatBool(c.StdinOnce))
 	kv("wait_attach", strconv.FormatBool(c.WaitAttach))
+	kv("client_start", strconv.FormatBool(c.ClientStart))
 	restart := c.Restart
 	if restart == "" {
 		restart = RestartNo

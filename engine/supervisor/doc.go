@@ -29,6 +29,15 @@
 //     reparented to the supervisor, which reaps it. A non-zero exit is a
 //     start failure: the exit record carries the callback's exit code and
 //     D/start.err as the error;
+//   - with Config.ClientStart (SpawnStarter), does not run the start
+//     callback for the first start: the engine creates the container
+//     itself and the supervisor only starts the process the engine asks
+//     for (the runtime's init stage, Starter.Exec: the container's stdio
+//     as 0-2, the engine's descriptors as 3, ..., cloned into new
+//     namespaces), so that the container's init is the supervisor's
+//     child. The engine then says Started (the init's pid) or Failed; if
+//     its socket closes first (the engine died), the start failed: what
+//     Exec started is killed. Restarts run the start callback;
 //   - writes the container's stdout and stderr to a Docker json-file log
 //     (lines split at '\n' and every 16 KiB, Docker's escaping and rotation)
 //     and copies them to attached clients;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <link.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -54,7 +55,7 @@
 enum restart_policy { RP_NO, RP_ALWAYS, RP_UNLESS_STOPPED, RP_ON_FAILURE };
 enum state { ST_WAITING, ST_STARTING, ST_RUNNING, ST_EXITING, ST_CLEANUP, ST_BACKOFF, ST_DONE };
 enum health { H_NONE, H_STARTING, H_HEALTHY, H_UNHEALTHY };
-enum wkind { W_SIGNAL, W_LISTEN_ATTACH, W_LISTEN_CTL, W_LISTEN_CONSOLE, W_CONSOLE, W_STREAM, W_STDIN, W_CLIENT, W_CTL, W_PIDFD };
+enum wkind { W_SIGNAL, W_LISTEN_ATTACH, W_LISTEN_CTL, W_LISTEN_CONSOLE, W_CONSOLE, W_STREAM, W_STDIN, W_CLIENT, W_CTL, W_PIDFD, W_STARTER };
 
 struct watch {
 	enum wkind kind;
@@ -101,7 +102,7 @@ static struct {
 	char *id, *log_path;
 	long long log_max_size;
 	int log_max_file;
-	int tty, open_stdin, stdin_once, wait_attach;
+	int tty, open_stdin, stdin_once, wait_attach, client_start;
 	int restart, max_retries;
 	long long h_interval, h_timeout, h_start_period; // ms
 	int h_retries;
@@ -118,6 +119,7 @@ static struct watch ctl_l = {W_LISTEN_CTL, -1, 0, 0};
 static struct watch console_l = {W_LISTEN_CONSOLE, -1, 0, 0};
 static struct watch console_c = {W_CONSOLE, -1, 0, 0};
 static struct watch pidfd_w = {W_PIDFD, -1, 0, 0};
+static struct watch starter_w = {W_STARTER, -1, 0, 0}; // client_start: the engine starting the container
 static struct watch stdin_w = {W_STDIN, -1, 0, 0};
 static struct stream streams[2] = {
 	{{W_STREAM, -1, 0, 0}, 1, "stdout", NULL, 0},
@@ -131,6 +133,9 @@ static char rbuf[READ_SIZE];
 
 static enum state state;
 static pid_t start_pid, cleanup_pid, health_pid, container_pid;
+static pid_t stage_pid, pending_pid; // client_start: the process we exec'd for the engine, the init it reported
+static int stage_spawned;
+static int skip_cleanup; // the engine reported a failed start and cleaned up itself
 static int exit_code, start_failed, stop_requested, will_restart, ever_running;
 static int restart_count;
 static long long backoff_ms;
@@ -378,6 +383,8 @@ static void load_config(void) {
 			conf.stdin_once = parse_bool(k, v);
 		else if (strcmp(k, "wait_attach") == 0)
 			conf.wait_attach = parse_bool(k, v);
+		else if (strcmp(k, "client_start") == 0)
+			conf.client_start = parse_bool(k, v);
 		else if (strcmp(k, "restart") == 0) {
 			if (strcmp(v, "no") == 0 || *v == '\0')
 				conf.restart = RP_NO;
@@ -925,6 +932,7 @@ static void on_health_exit(int st) {
 
 static void start_failure(int code, const char *msg);
 static void on_container_exit(int st, int known);
+static void container_started(pid_t pid);
 
 static void close_stdio(void) {
 	for (int i = 0; i < 2; i++)
@@ -935,12 +943,79 @@ static void close_stdio(void) {
 	master_fd = -1;
 }
 
-static void start_container(void) {
+// stdio_open makes the container's stdio pipes (none with a terminal)
+// and puts the ends the container gets in child[0..2] (/dev/null where
+// there is none). Returns -1 with a message in m on failure.
+static int stdio_open(int child[3], int outp[2], int errp[2], int inp[2], char *m, size_t mlen) {
+	child[0] = child[1] = child[2] = devnull;
+	outp[0] = outp[1] = errp[0] = errp[1] = inp[0] = inp[1] = -1;
+	if (conf.tty)
+		return 0;
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || (conf.open_stdin && pipe2(inp, O_CLOEXEC) < 0)) {
+		int e = errno;
+		for (int i = 0; i < 2; i++) {
+			if (outp[i] >= 0)
+				close(outp[i]);
+			if (errp[i] >= 0)
+				close(errp[i]);
+		}
+		snprintf(m, mlen, "create container stdio pipes: %s", strerror(e));
+		return -1;
+	}
+	child[1] = outp[1];
+	child[2] = errp[1];
+	if (conf.open_stdin)
+		child[0] = inp[0];
+	return 0;
+}
+
+// stdio_spawned: the container's process got its ends (ok) or could not
+// be started: close what the supervisor no longer needs, and watch the
+// container's output.
+static void stdio_spawned(int ok, int outp[2], int errp[2], int inp[2]) {
+	if (conf.tty)
+		return;
+	close(outp[1]);
+	close(errp[1]);
+	if (inp[0] >= 0)
+		close(inp[0]);
+	if (!ok) {
+		close(outp[0]);
+		close(errp[0]);
+		if (inp[1] >= 0)
+			close(inp[1]);
+		return;
+	}
+	streams[0].w.fd = outp[0];
+	streams[1].w.fd = errp[0];
+	for (int i = 0; i < 2; i++) {
+		streams[i].len = 0;
+		int fl = fcntl(streams[i].w.fd, F_GETFL);
+		if (fl >= 0)
+			(void)fcntl(streams[i].w.fd, F_SETFL, fl | O_NONBLOCK);
+	}
+	if (inp[1] >= 0) {
+		int fl = fcntl(inp[1], F_GETFL);
+		if (fl >= 0)
+			(void)fcntl(inp[1], F_SETFL, fl | O_NONBLOCK);
+		stdin_w.fd = inp[1];
+		if (!in_open) // stdin was closed (stdin-once) before the start
+			watch_close(&stdin_w);
+		else
+			stdin_flush();
+	}
+}
+
+static void run_starting(void) {
 	state = ST_STARTING;
 	start_failed = 0;
 	errmsg[0] = '\0';
 	health = conf.h_interval > 0 ? H_STARTING : H_NONE;
 	failing_streak = 0;
+}
+
+static void start_container(void) {
+	run_starting();
 	if (unlink("pid") < 0 && errno != ENOENT)
 		sup_log("remove stale pid file: %s", strerror(errno));
 
@@ -952,71 +1027,26 @@ static void start_container(void) {
 		start_failure(125, "cannot create start.err");
 		return;
 	}
-	int child[4] = {devnull, devnull, errfd, errfd};
-	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, inp[2] = {-1, -1};
-	if (!conf.tty) {
-		if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
-		    (conf.open_stdin && pipe2(inp, O_CLOEXEC) < 0)) {
-			int e = errno;
-			for (int i = 0; i < 2; i++) {
-				if (outp[i] >= 0)
-					close(outp[i]);
-				if (errp[i] >= 0)
-					close(errp[i]);
-			}
-			close(errfd);
-			char m[128];
-			snprintf(m, sizeof(m), "create container stdio pipes: %s", strerror(e));
-			start_failure(125, m);
-			return;
-		}
-		child[1] = outp[1];
-		child[2] = errp[1];
-		if (conf.open_stdin)
-			child[0] = inp[0];
+	int child[4], outp[2], errp[2], inp[2];
+	char m[128];
+	if (stdio_open(child, outp, errp, inp, m, sizeof(m)) < 0) {
+		close(errfd);
+		start_failure(125, m);
+		return;
 	}
+	if (conf.tty)
+		child[2] = errfd;
+	child[3] = errfd;
 	pid_t pid = spawn(&conf.start, NULL, child, 4, 0);
 	int e = errno;
 	close(errfd);
-	if (!conf.tty) {
-		close(outp[1]);
-		close(errp[1]);
-		if (inp[0] >= 0)
-			close(inp[0]);
-	}
+	stdio_spawned(pid > 0, outp, errp, inp);
 	if (pid < 0) {
-		if (!conf.tty) {
-			close(outp[0]);
-			close(errp[0]);
-			if (inp[1] >= 0)
-				close(inp[1]);
-		}
-		char m[128];
 		snprintf(m, sizeof(m), "fork start callback: %s", strerror(e));
 		start_failure(125, m);
 		return;
 	}
 	start_pid = pid;
-	if (!conf.tty) {
-		streams[0].w.fd = outp[0];
-		streams[1].w.fd = errp[0];
-		for (int i = 0; i < 2; i++) {
-			streams[i].len = 0;
-			int fl = fcntl(streams[i].w.fd, F_GETFL);
-			if (fl >= 0)
-				(void)fcntl(streams[i].w.fd, F_SETFL, fl | O_NONBLOCK);
-		}
-		if (inp[1] >= 0) {
-			int fl = fcntl(inp[1], F_GETFL);
-			if (fl >= 0)
-				(void)fcntl(inp[1], F_SETFL, fl | O_NONBLOCK);
-			stdin_w.fd = inp[1];
-			if (!in_open) // stdin was closed (stdin-once) before the start
-				watch_close(&stdin_w);
-			else
-				stdin_flush();
-		}
-	}
 }
 
 static void end_health_and_pidfd(void) {
@@ -1069,7 +1099,13 @@ static void on_start_exit(int st) {
 		start_failure(125, "start callback exited 0 without writing the container's pid to the pid file");
 		return;
 	}
-	container_pid = (pid_t)pid;
+	container_started((pid_t)pid);
+}
+
+// container_started: the container's init pid runs (a start callback or
+// the engine said so).
+static void container_started(pid_t pid) {
+	container_pid = pid;
 	state = ST_RUNNING;
 	ever_running = 1;
 	run_started_mono = now_ms();
@@ -1090,7 +1126,7 @@ static void on_start_exit(int st) {
 		return; // our child: SIGCHLD will tell
 	// Not our child (the callback put it somewhere else): watch it with a
 	// pidfd; its exit status cannot be known.
-	sup_log("container pid %ld is not a child of the supervisor; its exit code will be unknown", pid);
+	sup_log("container pid %ld is not a child of the supervisor; its exit code will be unknown", (long)pid);
 	int pfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
 	if (pfd < 0) {
 		on_container_exit(0, 0);
@@ -1163,7 +1199,7 @@ static void finish_run(void) {
 		if (clients[i])
 			client_end_run(clients[i], 0);
 	in_owners = 0;
-	if (conf.cleanup.n > 0) {
+	if (conf.cleanup.n > 0 && !skip_cleanup) {
 		char code[16];
 		snprintf(code, sizeof(code), "%d", exit_code);
 		int fds[3] = {devnull, devnull, logfd >= 0 ? logfd : devnull};
@@ -1215,6 +1251,232 @@ static void on_signal(void) {
 			break;
 	}
 	reap();
+}
+
+// ---- the engine's start (client_start) ----
+//
+// With client_start the engine creates the container itself (it has the
+// state open already) over the descriptor _BERTH_SUPERVISE_CLIENT names, a
+// SOCK_SEQPACKET socket; only the container's first process is ours to
+// start, so that the init is our child. One message, one reply each:
+//
+//	exec FLAGS\n(arg S\n)*(env S\n)*  + descriptors [exe, fd3, fd4, ...]
+//	                                    -> "ok PID" | "error MSG"
+//	pid PID        the init, when exec started an intermediate  -> "ok"
+//	started PID    the container runs; the socket is done        -> "ok"
+//	failed CODE MSG  the start failed; the engine cleaned up (no
+//	                 cleanup callback follows)                   -> "ok"
+//
+// exec clones (with the namespace flags FLAGS, hex) a process with the
+// container's stdio as 0-2 and the descriptors as 3, 4, ... and executes
+// exe through its descriptor. The socket closing before "started" (the
+// engine died) is a start failure: the processes it had us start are
+// killed.
+
+#define STARTER_MAX_FDS 64
+#define STARTER_MAX_STRS 64
+
+static void starter_reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void starter_reply(const char *fmt, ...) {
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	if (starter_w.fd >= 0)
+		(void)send(starter_w.fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+// kill_child kills p if it is our child and not reaped yet (so the pid is
+// certainly still its).
+static void kill_child(pid_t p) {
+	if (p <= 0)
+		return;
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PID, (id_t)p, &si, WEXITED | WNOHANG | WNOWAIT) == 0)
+		(void)kill(p, SIGKILL);
+}
+
+static void starter_abort(int code, const char *msg) {
+	watch_close(&starter_w);
+	if (state != ST_STARTING)
+		return;
+	kill_child(stage_pid);
+	kill_child(pending_pid);
+	stage_pid = pending_pid = 0;
+	start_failure(code, msg);
+}
+
+// spawn_stage clones the engine's process (see above); fds[0..n-1] become
+// its descriptors 0..n-1.
+static pid_t spawn_stage(int exefd, char **argv, char **envp, const int *fds, int n, unsigned long flags) {
+	pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+	if (pid != 0)
+		return pid;
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	// Move every source above the targets first, so that no dup2 clobbers
+	// one still to be placed.
+	int tmp[STARTER_MAX_FDS + 3];
+	for (int i = 0; i < n; i++)
+		if ((tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, n)) < 0)
+			_exit(126);
+	int exe = fcntl(exefd, F_DUPFD_CLOEXEC, n);
+	if (exe < 0)
+		_exit(126);
+	for (int i = 0; i < n; i++)
+		if (dup2(tmp[i], i) < 0)
+			_exit(126);
+	syscall(SYS_execveat, exe, "", argv, envp, AT_EMPTY_PATH);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", exe);
+	execve(path, argv, envp);
+	_exit(127);
+}
+
+static void starter_exec(char *body, const int *fds, int nfd) {
+	if (state != ST_STARTING || stage_spawned) {
+		starter_reply("error exec: not expected now");
+		return;
+	}
+	if (nfd < 1 || nfd > STARTER_MAX_FDS) {
+		starter_reply("error exec: want the executable and at most %d descriptors", STARTER_MAX_FDS - 1);
+		return;
+	}
+	char *argv[STARTER_MAX_STRS + 1], *envp[STARTER_MAX_STRS + 1];
+	int na = 0, ne = 0;
+	char *save = NULL;
+	char *line = strtok_r(body, "\n", &save);
+	char *end;
+	errno = 0;
+	unsigned long flags = line ? strtoul(line, &end, 16) : 0;
+	if (line == NULL || *line == '\0' || *end != '\0' || errno != 0 ||
+	    (flags & ~(unsigned long)(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP))) {
+		starter_reply("error exec: bad clone flags");
+		return;
+	}
+	for (line = strtok_r(NULL, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "arg ", 4) == 0 && na < STARTER_MAX_STRS)
+			argv[na++] = line + 4;
+		else if (strncmp(line, "env ", 4) == 0 && ne < STARTER_MAX_STRS)
+			envp[ne++] = line + 4;
+		else {
+			starter_reply("error exec: bad line %.64s", line);
+			return;
+		}
+	}
+	argv[na] = NULL;
+	envp[ne] = NULL;
+	if (na == 0) {
+		starter_reply("error exec: no arguments");
+		return;
+	}
+	int child[STARTER_MAX_FDS + 3], outp[2], errp[2], inp[2];
+	char m[128];
+	if (stdio_open(child, outp, errp, inp, m, sizeof(m)) < 0) {
+		starter_reply("error %s", m);
+		return;
+	}
+	for (int i = 1; i < nfd; i++)
+		child[2 + i] = fds[i];
+	pid_t pid = spawn_stage(fds[0], argv, envp, child, 2 + nfd, flags);
+	int e = errno;
+	stdio_spawned(pid > 0, outp, errp, inp);
+	if (pid < 0) {
+		starter_reply("error clone: %s", strerror(e));
+		return;
+	}
+	stage_spawned = 1;
+	stage_pid = pid;
+	starter_reply("ok %d", (int)pid);
+}
+
+static int parse_pid(const char *s, pid_t *out) {
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (*s == '\0' || errno != 0 || v <= 0 || v > INT_MAX || (*end != '\0' && *end != ' '))
+		return -1;
+	*out = (pid_t)v;
+	return 0;
+}
+
+static void starter_read(void) {
+	static char buf[16384];
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(STARTER_MAX_FDS * sizeof(int))];
+	} cm;
+	struct iovec iov = {buf, sizeof(buf) - 1};
+	struct msghdr msg;
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cm.b;
+	msg.msg_controllen = sizeof(cm.b);
+	ssize_t n = recvmsg(starter_w.fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	int fds[STARTER_MAX_FDS], nfd = 0;
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&msg); n > 0 && h; h = CMSG_NXTHDR(&msg, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		int k = (int)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		int *p = (int *)CMSG_DATA(h);
+		for (int i = 0; i < k; i++) {
+			if (nfd < STARTER_MAX_FDS)
+				fds[nfd++] = p[i];
+			else
+				close(p[i]);
+		}
+	}
+	if (n <= 0) {
+		starter_abort(125, "the engine starting the container exited before it started");
+	} else if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		starter_reply("error message too long");
+		starter_abort(125, "the engine sent the supervisor a message too long");
+	} else {
+		buf[n] = '\0';
+		pid_t pid;
+		if (strncmp(buf, "exec ", 5) == 0) {
+			starter_exec(buf + 5, fds, nfd);
+		} else if (strncmp(buf, "pid ", 4) == 0 && parse_pid(buf + 4, &pid) == 0) {
+			pending_pid = pid;
+			starter_reply("ok");
+		} else if (strncmp(buf, "started ", 8) == 0 && parse_pid(buf + 8, &pid) == 0) {
+			if (state == ST_STARTING) {
+				stage_pid = pending_pid = 0;
+				container_started(pid);
+				starter_reply("ok");
+			} else {
+				starter_reply("error the supervisor is not starting a container");
+			}
+			watch_close(&starter_w);
+		} else if (strncmp(buf, "failed ", 7) == 0) {
+			char *rest;
+			errno = 0;
+			long code = strtol(buf + 7, &rest, 10);
+			if (errno != 0 || code < 0 || code > 255)
+				code = 125;
+			if (*rest == ' ')
+				rest++;
+			starter_reply("ok");
+			skip_cleanup = 1;
+			starter_abort((int)code, *rest ? rest : "container failed to start");
+		} else {
+			starter_reply("error unknown command %.64s", buf);
+		}
+	}
+	for (int i = 0; i < nfd; i++)
+		close(fds[i]);
 }
 
 // ---- control commands ----
@@ -1574,6 +1836,9 @@ static void dispatch(struct watch *w, uint32_t ev) {
 	case W_CTL:
 		ctl_read((struct ctl *)w);
 		break;
+	case W_STARTER:
+		starter_read();
+		break;
 	case W_CLIENT: {
 		struct client *c = (struct client *)w;
 		if (ev & EPOLLOUT)
@@ -1654,8 +1919,17 @@ static void supervise(void) {
 	sup_log("supervising %s", conf.id ? conf.id : rundir);
 
 	state = ST_WAITING;
-	if (!conf.wait_attach)
+	if (conf.client_start) {
+		const char *cfd = getenv("_BERTH_SUPERVISE_CLIENT");
+		starter_w.fd = cfd ? atoi(cfd) : -1;
+		if (starter_w.fd < 3 || fcntl(starter_w.fd, F_GETFD) < 0)
+			die("client_start without a client socket (_BERTH_SUPERVISE_CLIENT)");
+		(void)unsetenv("_BERTH_SUPERVISE_CLIENT");
+		run_starting();
+		watch_set(&starter_w, EPOLLIN, 0);
+	} else if (!conf.wait_attach) {
 		start_container();
+	}
 	shed_startup_pages();
 
 	for (;;) {

@@ -637,7 +637,7 @@ func TestBadConfig(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, confFile), []byte("start=/bin/true\ncolour=blue\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := spawn(dir, "x", helper)
+	_, err := spawn(dir, "x", helper, nil)
 	if err == nil || !strings.Contains(err.Error(), "unknown key colour") {
 		t.Fatalf("spawn with a bad config: %v", err)
 	}

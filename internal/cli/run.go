@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/berth-project/berth/engine"
+	"github.com/berth-project/berth/engine/supervisor"
 	"github.com/berth-project/berth/runtime"
 )
 
@@ -103,14 +104,14 @@ func runAttached(ctx context.Context, g *globals, e *engine.Engine, ref string, 
 		return exitCode(125, err)
 	}
 	selfCleanup := false
+	var conn *supervisor.AttachConn
 	if o.start {
+		// Attached before the container's program runs: no output is lost.
 		selfCleanup = true
-		if c, err = e.Start(ctx, c.ID, engine.StartOptions{WaitAttach: true, SelfCleanup: true}); err != nil {
+		if c, conn, err = e.StartAttach(ctx, c.ID, o.stdin, engine.StartOptions{SelfCleanup: true}); err != nil {
 			return exitCode(engineStartCode(err), err)
 		}
-	}
-	conn, err := e.Attach(c, o.stdin)
-	if err != nil {
+	} else if conn, err = e.Attach(c, o.stdin); err != nil {
 		return exitCode(125, err)
 	}
 	defer conn.Close()

@@ -425,3 +425,64 @@ func idOf(t *testing.T, name string) string {
 	}
 	return strings.TrimSpace(r.out)
 }
+
+// TestKill9OfStartingClientOnly kills only the command that is starting a
+// container (the container is created by the command, its init started by
+// the supervisor): the supervisor must not keep a half-started container.
+// Whatever the moment, the container ends up running or exited, its exit
+// is recorded, and rm -f removes it with nothing left behind (TestMain
+// checks mounts and cgroups).
+func TestKill9OfStartingClientOnly(t *testing.T) {
+	for i, delay := range []time.Duration{0, 3 * time.Millisecond, 8 * time.Millisecond, 15 * time.Millisecond, 25 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond} {
+		for _, mode := range []string{"-d", "--rm"} {
+			name := fmt.Sprintf("berth-k9c-%d%s", i, mode)
+			args := []string{"--root", root, "--run-dir", runDir, "run", mode, "--name", name, "busybox:1.35", "sleep", "60"}
+			cmd := exec.Command(berthBin, args...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(delay)
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			id := idOf(t, name)
+			if id == "" {
+				continue // killed before the record was made
+			}
+			// The supervisor either runs the container or gives up on
+			// the start and exits.
+			eventually(t, 10*time.Second, name+" running or exited", func() bool {
+				st := inspect(t, id, "{{.State.Status}}")
+				return st == "running" || st == "exited" || st == "created" && !supervised(id)
+			})
+			if st := inspect(t, id, "{{.State.Status}}"); st == "running" {
+				if sp := supervised(id); !sp {
+					t.Errorf("%s (delay %s) is running without a supervisor", name, delay)
+				}
+			}
+			if r := berth(t, "rm", "-f", name); r.code != 0 {
+				t.Errorf("rm -f %s after kill -9 of the client (delay %s): %d %s", name, delay, r.code, r.err)
+			}
+		}
+	}
+	if out := must(t, "ps", "-aq", "--filter", "name=berth-k9c"); strings.TrimSpace(out) != "" {
+		t.Fatalf("containers left: %q", out)
+	}
+}
+
+// supervised reports whether the container's supervisor runs.
+func supervised(id string) bool {
+	data, err := os.ReadFile(filepath.Join(runDir, "containers", id, "supervisor.pid"))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 2 {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + f[0] + "/stat")
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(stat), ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] != 'Z'
+}
