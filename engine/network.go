@@ -46,6 +46,7 @@ func (e *Engine) Network() (*network.Manager, error) {
 	e.netw.once.Do(func() {
 		opts := network.Options{
 			DefaultBridge: os.Getenv("BERTH_BRIDGE"),
+			DefaultSubnet: os.Getenv("BERTH_DEFAULT_SUBNET"), // used when the network database is made
 			Table:         os.Getenv("BERTH_NFT_TABLE"),
 			StartDNS:      e.startDNS,
 		}

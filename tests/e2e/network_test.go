@@ -296,3 +296,37 @@ func TestNetworkLsInspectPrune(t *testing.T) {
 		t.Fatal("network prune removed a network in use")
 	}
 }
+
+// A port published by a container on a dual-stack network answers on the
+// host's IPv6 address too.
+func TestPublishedPortIPv6(t *testing.T) {
+	var v6 string
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if ip, ok := a.(*net.IPNet); ok && ip.IP.To4() == nil && ip.IP.IsGlobalUnicast() && !strings.HasPrefix(ip.IP.String(), "fd00:be:") {
+			v6 = ip.IP.String()
+			break
+		}
+	}
+	if v6 == "" {
+		// No global IPv6 address here: give the host one on a dummy link.
+		if out, err := exec.Command("ip", "link", "add", "berthv6dummy", "type", "dummy").CombinedOutput(); err != nil {
+			t.Fatalf("add a dummy link for an IPv6 host address: %v %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("ip", "link", "del", "berthv6dummy").Run() })
+		exec.Command("ip", "link", "set", "berthv6dummy", "up").Run()
+		if out, err := exec.Command("ip", "-6", "addr", "add", "fd00:bee:1::1/64", "dev", "berthv6dummy", "nodad").CombinedOutput(); err != nil {
+			t.Fatalf("add an IPv6 address: %v %s", err, out)
+		}
+		v6 = "fd00:bee:1::1"
+	}
+	must(t, "network", "create", "--ipv6", "--subnet", "fd00:be:49::/64", "berth-v6pub")
+	t.Cleanup(func() { berth(t, "network", "rm", "berth-v6pub") })
+	runDetached(t, "--network", "berth-v6pub", "-p", "18096:80", "busybox:1.35", "sh", "-c", "echo v6pub > /i.html; httpd -f -p 80 -h /")
+	for _, url := range []string{"http://[" + v6 + "]:18096/i.html", "http://127.0.0.1:18096/i.html"} {
+		eventually(t, 10*time.Second, url, func() bool {
+			body, _ := get(url)
+			return body == "v6pub\n"
+		})
+	}
+}
