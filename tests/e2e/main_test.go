@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -80,6 +81,12 @@ func run(m *testing.M) int {
 		code = 1
 	}
 	time.Sleep(200 * time.Millisecond)
+	// The tests' cgroup parent, empty once every container is gone.
+	if dirs, err := filepath.Glob("/sys/fs/cgroup/*/berth-e2e"); err == nil {
+		for _, d := range dirs {
+			syscall.Rmdir(d)
+		}
+	}
 	leaks := leakDiff(before, leakSnapshot())
 	if exec.Command("ip", "link", "show", "berthe2e0").Run() == nil {
 		leaks = append(leaks, "link berthe2e0 (the default bridge, after system reset)")
