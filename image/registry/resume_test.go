@@ -173,6 +173,18 @@ func TestResumePull(t *testing.T) {
 			}
 			have := st.Size()
 
+			// The proxy logs the cut request when its handler ends, which
+			// can be after Pull returned: wait for it, so that it is not
+			// counted as a request of the resumed pull.
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				logged := false
+				for _, r := range proxy.requests() {
+					logged = logged || r.digest == target.Digest
+				}
+				if logged {
+					break
+				}
+			}
 			proxy.set(func(p *cutProxy) { p.cutAfter, p.ignoreRange = 0, ignoreRange })
 			hook := &hashingHook{}
 			prog := &recorder{}
