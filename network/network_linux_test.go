@@ -462,7 +462,16 @@ func TestReconcileRestoresKernelState(t *testing.T) {
 	if err := e.m.Reconcile(bg); err != nil {
 		t.Fatal(err)
 	}
-	got, err := fetch(aPath, net.JoinHostPort(b.IP.String(), "7000"))
+	// The recreated veth may take a moment (a's neighbour entry for b
+	// still names the old link's address): retry for a few seconds.
+	var got string
+	for deadline := time.Now().Add(8 * time.Second); ; {
+		got, err = fetch(aPath, net.JoinHostPort(b.IP.String(), "7000"))
+		if (err == nil && strings.HasPrefix(got, "b ")) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil || !strings.HasPrefix(got, "b ") {
 		t.Fatalf("after reconcile: %q %v", got, err)
 	}
