@@ -3,11 +3,15 @@ package snapshot
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/idmap"
 )
 
 // MountAll mounts mounts on target, in order (later ones on top).
@@ -22,8 +26,97 @@ import (
 // with mount(2) if its options fit in a page. Bind mounts with "ro" (or
 // other flags) are bound, then remounted with those flags.
 func MountAll(mounts []Mount, target string) error {
+	return mountAll(mounts, target, nil)
+}
+
+// MountAllIDMapped is MountAll for a container in a user namespace with
+// the given mappings: every layer is mounted through an id-mapped mount,
+// so that a file stored as owned by ID n belongs to the container's ID n
+// (host ID mapped from n), and what the container writes is stored with
+// its own IDs. The snapshots on disk stay as they are for every other
+// user of them (images, commit, diff, other containers).
+//
+// Overlay creates its work files with the mounter's credentials (host
+// root), which the container's mapping does not cover; the mount of the
+// upper and work directories therefore also maps host root, to
+// IDMountOwner, an ID no image uses. Whiteouts in the upper directory
+// are stored with that owner.
+func MountAllIDMapped(mounts []Mount, target string, uids, gids []specs.LinuxIDMapping) error {
+	if len(uids) == 0 && len(gids) == 0 {
+		return MountAll(mounts, target)
+	}
+	m := &mapper{uids: uids, gids: gids}
+	defer m.close()
+	return mountAll(mounts, target, m)
+}
+
+// IDMountOwner is the ID host root is stored as through the id-mapped
+// mount of an overlay upper directory (the highest valid ID).
+const IDMountOwner = 1<<32 - 2
+
+// mapper makes the id-mapped mounts of one MountAllIDMapped call.
+type mapper struct {
+	uids, gids   []specs.LinuxIDMapping
+	plain, upper *os.File // user namespaces: the mappings, and with host root added
+	mounts       []*os.File
+}
+
+func (m *mapper) ns(upper bool) (*os.File, error) {
+	if upper {
+		if m.upper == nil {
+			own := specs.LinuxIDMapping{ContainerID: IDMountOwner, HostID: 0, Size: 1}
+			f, err := idmap.UsernsFD(append(m.uids[:len(m.uids):len(m.uids)], own), append(m.gids[:len(m.gids):len(m.gids)], own))
+			if err != nil {
+				return nil, err
+			}
+			m.upper = f
+		}
+		return m.upper, nil
+	}
+	if m.plain == nil {
+		f, err := idmap.UsernsFD(m.uids, m.gids)
+		if err != nil {
+			return nil, err
+		}
+		m.plain = f
+	}
+	return m.plain, nil
+}
+
+// clone returns an id-mapped, detached copy of the mount at path.
+func (m *mapper) clone(path string, upper, recursive bool) (*os.File, error) {
+	ns, err := m.ns(upper)
+	if err != nil {
+		return nil, err
+	}
+	f, err := idmap.Clone(path, ns, recursive)
+	if err != nil {
+		return nil, err
+	}
+	m.mounts = append(m.mounts, f)
+	return f, nil
+}
+
+// path is clone's result as a path the kernel resolves to it.
+func (m *mapper) path(path string, upper bool) (string, error) {
+	f, err := m.clone(path, upper, false)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", f.Fd()), nil
+}
+
+func (m *mapper) close() {
+	for _, f := range append(m.mounts, m.plain, m.upper) {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+func mountAll(mounts []Mount, target string, mp *mapper) error {
 	for i, m := range mounts {
-		if err := mountOne(m, target); err != nil {
+		if err := mountOne(m, target, mp); err != nil {
 			if i > 0 {
 				UnmountAll(target)
 			}
@@ -93,12 +186,25 @@ func parseOptions(opts []string) (flags uintptr, attrs uint64, params []string) 
 	return flags, attrs, params
 }
 
-func mountOne(m Mount, target string) error {
+func mountOne(m Mount, target string, mp *mapper) error {
 	flags, attrs, params := parseOptions(m.Options)
 	switch {
 	case m.Type == "bind" || flags&unix.MS_BIND != 0:
 		if len(params) > 0 {
 			return fmt.Errorf("unsupported bind mount options %q", params)
+		}
+		if mp != nil {
+			f, err := mp.clone(m.Source, false, flags&unix.MS_REC != 0)
+			if err != nil {
+				return err
+			}
+			if attrs != 0 {
+				attr := unix.MountAttr{Attr_set: attrs}
+				if err := unix.MountSetattr(int(f.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+					return fmt.Errorf("set %q: %w", m.Options, err)
+				}
+			}
+			return unix.MoveMount(int(f.Fd()), "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH)
 		}
 		if err := unix.Mount(m.Source, target, "", unix.MS_BIND|flags&unix.MS_REC, ""); err != nil {
 			return err
@@ -111,11 +217,17 @@ func mountOne(m Mount, target string) error {
 		}
 		return nil
 	case m.Type == "overlay":
-		err := mountOverlay(m, target, attrs, params)
+		err := mountOverlay(m, target, attrs, params, mp)
+		if errors.Is(err, errNoNewAPI) && mp != nil {
+			return errors.New("id-mapped overlay layers need the new mount API and overlay's lowerdir+ (Linux 6.8)")
+		}
 		if errors.Is(err, errNoNewAPI) {
 			return mountData(m, target, flags, params)
 		}
 		return err
+	}
+	if mp != nil {
+		return fmt.Errorf("%s mounts cannot be id-mapped", m.Type)
 	}
 	return mountData(m, target, flags, params)
 }
@@ -159,7 +271,7 @@ func (s *shortener) close() {
 	}
 }
 
-func mountOverlay(m Mount, target string, attrs uint64, params []string) error {
+func mountOverlay(m Mount, target string, attrs uint64, params []string, mp *mapper) error {
 	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		if err == unix.ENOSYS || err == unix.EPERM {
@@ -189,6 +301,9 @@ func mountOverlay(m Mount, target string, attrs uint64, params []string) error {
 		case key == "lowerdir":
 			for i, l := range strings.Split(value, ":") {
 				s, err := sh.path(l)
+				if mp != nil {
+					s, err = mp.path(l, false)
+				}
 				if err != nil {
 					return err
 				}
@@ -199,6 +314,25 @@ func mountOverlay(m Mount, target string, attrs uint64, params []string) error {
 					}
 					return fmt.Errorf("lowerdir+=%s: %w (kernel: %s)", l, err, strings.Join(msgs, "; "))
 				}
+			}
+		case (key == "upperdir" || key == "workdir") && mp != nil:
+			// Both must be on one mount: map their common parent.
+			up, work := paramValue(params, "upperdir"), paramValue(params, "workdir")
+			if filepath.Dir(up) != filepath.Dir(work) {
+				return fmt.Errorf("id-mapped overlay: upperdir %s and workdir %s are not in one directory", up, work)
+			}
+			if key == "workdir" {
+				continue // set with upperdir
+			}
+			parent, err := mp.path(filepath.Dir(up), true)
+			if err != nil {
+				return err
+			}
+			if err := set("upperdir", parent+"/"+filepath.Base(up)); err != nil {
+				return err
+			}
+			if err := set("workdir", parent+"/"+filepath.Base(work)); err != nil {
+				return err
 			}
 		case key == "upperdir" || key == "workdir":
 			s, err := sh.path(value)
@@ -230,6 +364,16 @@ func mountOverlay(m Mount, target string, attrs uint64, params []string) error {
 		return fmt.Errorf("move_mount to %s: %w", target, err)
 	}
 	return nil
+}
+
+// paramValue returns the value of key=value in params.
+func paramValue(params []string, key string) string {
+	for _, p := range params {
+		if k, v, ok := strings.Cut(p, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
 }
 
 // readFsMessages drains the kernel's messages about an fsopen context.

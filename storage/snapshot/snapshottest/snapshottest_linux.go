@@ -51,6 +51,7 @@ func Run(t *testing.T, newSnapshotter func(t *testing.T, root string) snapshot.S
 		{"LongChain", testLongChain},
 		{"Usage", testUsage},
 		{"LayersImage", testLayersImage},
+		{"IDMapped", testIDMapped},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newHarness(t, newSnapshotter)) })
 	}
