@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+
+	"github.com/berth-project/berth/storage/archive"
 )
 
 // Container is the engine's record of a container, stored in the metadata
@@ -35,6 +37,9 @@ type Container struct {
 	// NetworkAliases and StaticIP are --network-alias and --ip.
 	NetworkAliases []string `json:",omitempty"`
 	StaticIP       string   `json:",omitempty"`
+	// IDMap is the container's user namespace mapping (--userns auto);
+	// nil when it shares the host's.
+	IDMap *archive.IDMap `json:",omitempty"`
 }
 
 // State is a container's life-cycle state as last recorded. Reads refresh

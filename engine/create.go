@@ -81,6 +81,12 @@ func (e *Engine) Create(ctx context.Context, req *CreateRequest) (_ *Container, 
 	if err := validateHostConfig(hc); err != nil {
 		return nil, err
 	}
+	if n, _ := usernsSize(hc.UsernsMode); n > 0 {
+		// Refuse now what start would: nothing is left behind.
+		if err := (&Container{HostConfig: hc}).checkSearchable(e.cfg.RunDir, -1, -1); err != nil {
+			return nil, err
+		}
+	}
 	runtime.Trace("engine create: begin")
 	img, err := e.images.ForContainer(ctx, cfg.Image)
 	if err != nil {
@@ -186,6 +192,9 @@ func (e *Engine) insert(c *Container) error {
 		if err := names.Put([]byte(c.Name), []byte(c.ID)); err != nil {
 			return err
 		}
+		if err := allocIDMap(tx, c); err != nil {
+			return err
+		}
 		return putContainer(tx, c)
 	})
 }
@@ -205,6 +214,9 @@ func (e *Engine) insertUnnamed(c *Container) (string, error) {
 			}
 		}
 		if err := names.Put([]byte(c.Name), []byte(c.ID)); err != nil {
+			return err
+		}
+		if err := allocIDMap(tx, c); err != nil {
 			return err
 		}
 		return putContainer(tx, c)
@@ -327,10 +339,8 @@ func validateHostConfig(hc *container.HostConfig) error {
 			return fmt.Errorf("invalid %s mode %q: want host or container:NAME", m.flag, v)
 		}
 	}
-	switch hc.UsernsMode {
-	case "", "host":
-	default:
-		return fmt.Errorf("--userns %s: remapping container root to a host id range is not supported yet (it needs id-mapped layer mounts); only --userns host (the default) is", hc.UsernsMode)
+	if err := checkUserns(hc); err != nil {
+		return err
 	}
 	switch hc.CgroupnsMode {
 	case "", "host", "private":

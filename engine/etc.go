@@ -41,6 +41,10 @@ func (e *Engine) writeEtcFiles(c *Container, in *specInput) error {
 			return err
 		}
 		os.Chmod(filepath.Join(dir, name), 0o644)
+		// Docker gives them to the container's root: it may edit them.
+		if err := c.chownToRoot(filepath.Join(dir, name)); err != nil {
+			return err
+		}
 	}
 	in.HostsPath, in.HostnamePath, in.ResolvPath = filepath.Join(dir, "hosts"), filepath.Join(dir, "hostname"), filepath.Join(dir, "resolv.conf")
 	return nil
@@ -63,6 +67,12 @@ func (e *Engine) populateVolumes(c *Container, rootfs string) error {
 		}
 		if v.Populated {
 			continue
+		}
+		// A new volume belongs to the container's root (as Docker's do
+		// under a remapped root); copied image content keeps the owners
+		// the container sees, as the rootfs shows them.
+		if err := c.chownToRoot(v.Mountpoint); err != nil {
+			return err
 		}
 		if !nocopy {
 			if err := copyIntoVolume(rootfs, m.Destination, v.Mountpoint); err != nil {

@@ -24,6 +24,11 @@ import (
 // withRootfs calls fn with the container's root filesystem mounted (the
 // live mount of a running container, or a temporary one of a stopped
 // container's snapshot).
+//
+// A container with its own user namespace (--userns auto) shows its files
+// through ID mappings: its running root filesystem, volumes and binds
+// hold host IDs, which fn must map (idMap gives the mapping for a root);
+// a temporary mount of a stopped one shows the stored container IDs.
 func (e *Engine) withRootfs(c *Container, fn func(rootfs string) error) error {
 	if c.State.Running() {
 		return fn(e.rootfsDir(c.ID))
@@ -47,6 +52,16 @@ func (e *Engine) withRootfs(c *Container, fn func(rootfs string) error) error {
 	}
 	defer snapshot.UnmountAll(dir)
 	return fn(dir)
+}
+
+// idMap returns the ID mapping between the tar and the files under root
+// (the rootfs withRootfs gave, or a volume or bind from
+// resolveInContainer): nil where files hold the container's own IDs.
+func (c *Container) idMap(root, rootfs string) *archive.IDMap {
+	if c.IDMap == nil || (root == rootfs && !c.State.Running()) {
+		return nil
+	}
+	return c.IDMap
 }
 
 // resolveInContainer maps a path of the container to the root it lives
@@ -87,7 +102,7 @@ func (e *Engine) CopyFrom(ctx context.Context, ref, p, as string, w io.Writer) e
 				return fmt.Errorf("could not find the file %s in container %s: %w", p, c.Name, err)
 			}
 			defer d.Close()
-			return archive.WriteTree(w, d, archive.DiffOptions{})
+			return archive.WriteTree(w, d, archive.DiffOptions{IDMap: c.idMap(root, rootfs)})
 		}
 		parent, err := openInRoot(root, dir)
 		if err != nil {
@@ -101,7 +116,7 @@ func (e *Engine) CopyFrom(ctx context.Context, ref, p, as string, w io.Writer) e
 		if as == "" {
 			as = base
 		}
-		return archive.WriteEntry(w, parent, base, as, archive.DiffOptions{})
+		return archive.WriteEntry(w, parent, base, as, archive.DiffOptions{IDMap: c.idMap(root, rootfs)})
 	})
 }
 
@@ -147,7 +162,7 @@ func (e *Engine) CopyTo(ctx context.Context, ref, dst string, r io.Reader) error
 		if fi, err := d.Stat(); err != nil || !fi.IsDir() {
 			return fmt.Errorf("%s in container %s is not a directory", dst, c.Name)
 		}
-		_, err = archive.Apply(fmt.Sprintf("/proc/self/fd/%d", d.Fd()), r, archive.ApplyOptions{})
+		_, err = archive.Apply(fmt.Sprintf("/proc/self/fd/%d", d.Fd()), r, archive.ApplyOptions{IDMap: c.idMap(root, rootfs)})
 		return err
 	})
 }
@@ -164,7 +179,7 @@ func (e *Engine) Export(ctx context.Context, ref string, w io.Writer) error {
 			return err
 		}
 		defer d.Close()
-		return archive.WriteTree(w, d, archive.DiffOptions{})
+		return archive.WriteTree(w, d, archive.DiffOptions{IDMap: c.idMap(rootfs, rootfs)})
 	})
 }
 

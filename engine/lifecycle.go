@@ -587,7 +587,31 @@ func (e *Engine) mountRootfs(c *Container) error {
 	if err != nil {
 		return fmt.Errorf("root filesystem of %s: %w", c.Name, err)
 	}
-	if err := snapshot.MountAll(mounts, target); err != nil {
+	mount := snapshot.MountAll
+	if c.IDMap != nil {
+		// The init reaches its root by path once in the user namespace:
+		// the directories above it let the container's root through
+		// (search only, as Docker does for its remapped root).
+		uid, gid := c.hostRoot()
+		if err := c.checkSearchable(e.cfg.RunDir, uid, gid); err != nil {
+			return err
+		}
+		if err := os.Chmod(filepath.Dir(e.runDir(c.ID)), 0o711); err != nil {
+			return err
+		}
+		for _, d := range []string{e.runDir(c.ID), e.bundleDir(c.ID)} {
+			if err := os.Lchown(d, 0, gid); err != nil {
+				return err
+			}
+			if err := os.Chmod(d, 0o710); err != nil {
+				return err
+			}
+		}
+		mount = func(mounts []snapshot.Mount, target string) error {
+			return snapshot.MountAllIDMapped(mounts, target, c.IDMap.UIDs, c.IDMap.GIDs)
+		}
+	}
+	if err := mount(mounts, target); err != nil {
 		return fmt.Errorf("mount root filesystem of %s: %w", c.Name, err)
 	}
 	return nil

@@ -159,6 +159,10 @@ func buildSpec(c *Container, in *specInput) (*specs.Spec, error) {
 		}
 		nss = append(nss, specs.LinuxNamespace{Type: t, Path: in.NSPaths[t]})
 	}
+	if c.IDMap != nil {
+		nss = append(nss, specs.LinuxNamespace{Type: specs.UserNamespace})
+		l.UIDMappings, l.GIDMappings = c.IDMap.UIDs, c.IDMap.GIDs
+	}
 	l.Namespaces = nss
 	if in.HostNS[specs.UTSNamespace] {
 		s.Hostname, s.Domainname = "", ""

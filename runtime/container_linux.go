@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-project/berth/runtime/cgroups"
 	"github.com/berth-project/berth/runtime/hooks"
+	"github.com/berth-project/berth/runtime/rootfs"
 	"github.com/berth-project/berth/runtime/seccomp"
 )
 
@@ -205,6 +206,22 @@ func Create(root, id string, o *CreateOpts) (_ *Container, retErr error) {
 		defer f.Close()
 		req.files = append(req.files, f)
 		cfg.ConsoleFd = 3 + len(req.files) - 1
+	}
+	if hasNewNS(spec, specs.UserNamespace) && hasNewNS(spec, specs.MountNamespace) {
+		srcs, err := openBindSources(spec, o.Bundle)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			for _, f := range srcs {
+				f.Close()
+			}
+		}()
+		cfg.SourceFds = map[int]int{}
+		for i, f := range srcs {
+			req.files = append(req.files, f)
+			cfg.SourceFds[i] = 3 + len(req.files) - 1
+		}
 	}
 	for _, ns := range spec.Linux.Namespaces {
 		f := nsFlags[ns.Type].flag
@@ -638,4 +655,36 @@ func unmountUnder(dir string) error {
 		}
 	}
 	return nil
+}
+
+// openBindSources makes a detached copy of the source of each bind mount
+// of spec, by index, while the runtime still has the host's view and
+// credentials: in its own user namespace the container's root may not be
+// able to reach a source by path (under a directory only host root may
+// search). The init attaches the copies with move_mount.
+func openBindSources(spec *specs.Spec, bundle string) (map[int]*os.File, error) {
+	out := map[int]*os.File{}
+	for i, m := range spec.Mounts {
+		opts := rootfs.ParseMountOptions(m.Options)
+		if m.Type != "bind" && opts.Flags&unix.MS_BIND == 0 {
+			continue
+		}
+		src := m.Source
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(bundle, src)
+		}
+		flags := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC
+		if opts.Flags&unix.MS_REC != 0 {
+			flags |= unix.AT_RECURSIVE
+		}
+		fd, err := unix.OpenTree(unix.AT_FDCWD, src, uint(flags))
+		if err != nil {
+			for _, f := range out {
+				f.Close()
+			}
+			return nil, fmt.Errorf("mount %s on %s: bind source: %w", m.Source, m.Destination, err)
+		}
+		out[i] = os.NewFile(uintptr(fd), src)
+	}
+	return out, nil
 }

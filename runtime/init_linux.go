@@ -35,6 +35,7 @@ type initConfig struct {
 	NewMountNS   bool              `json:"new_mount_ns,omitempty"`
 	NoMountNS    bool              `json:"no_mount_ns,omitempty"` // shares the runtime's mount namespace
 	UserNS       bool              `json:"userns,omitempty"`
+	SourceFds    map[int]int       `json:"source_fds,omitempty"`
 	CgroupNS     bool              `json:"cgroupns,omitempty"`
 	CgroupPaths  map[string]string `json:"cgroup_paths,omitempty"`
 	RuntimeHooks bool              `json:"runtime_hooks,omitempty"` // ask the parent to run createRuntime/prestart hooks
@@ -171,6 +172,7 @@ func createInit(cfg *initConfig, sock fdIO) error {
 		Spec:          spec,
 		NoPivot:       cfg.NoPivot,
 		UserNS:        cfg.UserNS,
+		SourceFds:     cfg.SourceFds,
 		CgroupPaths:   cfg.CgroupPaths,
 		CgroupNS:      cfg.CgroupNS,
 		SharedMountNS: cfg.NoMountNS,

@@ -248,15 +248,29 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 		if (joins[i].fd < 0)
 			bail("open %s namespace %s", nsname(joins[i].flag), joins[i].path);
 	}
-	// The user namespace first, so that we hold privileges over the others.
-	for (int pass = 0; pass < 2; pass++) {
+	// Namespaces owned by another user namespace than the one joined (a
+	// container's network namespace pinned by the engine on the host)
+	// can only be joined before it, with the caller's privileges;
+	// namespaces owned by it (a rootless caller's) only after, with the
+	// privileges it gives. So: first every other namespace we may join
+	// now, then the user namespace, then the ones refused before.
+	int hasuser = 0;
+	for (int i = 0; i < njoins; i++)
+		hasuser |= joins[i].flag == CLONE_NEWUSER;
+	for (int pass = 0; pass < 3; pass++) {
 		for (int i = 0; i < njoins; i++) {
-			int isuser = joins[i].flag == CLONE_NEWUSER;
-			if ((pass == 0) != isuser)
+			if (joins[i].fd < 0)
 				continue;
-			if (setns(joins[i].fd, joins[i].flag) < 0)
+			int isuser = joins[i].flag == CLONE_NEWUSER;
+			if ((pass == 1) != isuser)
+				continue;
+			if (setns(joins[i].fd, joins[i].flag) < 0) {
+				if (pass == 0 && hasuser && errno == EPERM)
+					continue; // try again inside the user namespace
 				bail("join %s namespace %s", nsname(joins[i].flag), joins[i].path);
+			}
 			close(joins[i].fd);
+			joins[i].fd = -1;
 			if (joins[i].flag == CLONE_NEWPID || joins[i].flag == CLONE_NEWTIME)
 				mustfork = 1;
 			if (isuser) {

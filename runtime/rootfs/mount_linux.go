@@ -27,6 +27,9 @@ type mountReq struct {
 	dest   string // clean, absolute, relative to the container's root
 	opts   MountOptions
 	bind   bool
+	// srcFd, when set, is the bind source as a detached mount (see
+	// Config.SourceFds), attached instead of binding source.
+	srcFd *os.File
 }
 
 // procFdPath names the magic link through which the kernel reaches exactly
@@ -35,8 +38,8 @@ func procFdPath(f *os.File) string {
 	return "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
 }
 
-// mountEntry performs one spec mount.
-func (r *rootCtx) mountEntry(m specs.Mount) error {
+// mountEntry performs spec mount i, m.
+func (r *rootCtx) mountEntry(i int, m specs.Mount) error {
 	wrap := func(err error) error {
 		return fmt.Errorf("mount %s (%s) on %s: %w", m.Source, m.Type, m.Destination, err)
 	}
@@ -78,7 +81,12 @@ func (r *rootCtx) mountEntry(m specs.Mount) error {
 		}
 		return nil
 	}
-	if err := r.mountOne(mountReq{source: m.Source, fstype: fstype, dest: dest, opts: opts, bind: bind}); err != nil {
+	q := mountReq{source: m.Source, fstype: fstype, dest: dest, opts: opts, bind: bind}
+	if fd, ok := r.c.SourceFds[i]; ok && bind {
+		q.srcFd = os.NewFile(uintptr(fd), m.Source)
+		defer q.srcFd.Close()
+	}
+	if err := r.mountOne(q); err != nil {
 		return wrap(err)
 	}
 	return nil
@@ -91,6 +99,9 @@ func (r *rootCtx) mountOne(q mountReq) error {
 	wantDir := true
 	if q.bind {
 		fi, err := os.Stat(q.source)
+		if q.srcFd != nil {
+			fi, err = q.srcFd.Stat()
+		}
 		if err != nil {
 			return fmt.Errorf("bind source: %w", err)
 		}
@@ -133,7 +144,11 @@ func (r *rootCtx) mountOne(q mountReq) error {
 		// them read-only.
 		flags &^= unix.MS_RDONLY
 	}
-	err = unix.Mount(q.source, procFdPath(dst), q.fstype, flags, q.opts.Data)
+	if q.srcFd != nil {
+		err = unix.MoveMount(int(q.srcFd.Fd()), "", int(dst.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+	} else {
+		err = unix.Mount(q.source, procFdPath(dst), q.fstype, flags, q.opts.Data)
+	}
 	if err != nil && q.fstype == "sysfs" && r.c.UserNS && errors.Is(err, unix.EPERM) {
 		// Without its own network namespace a user namespace may not
 		// mount sysfs; give it the host's, read-only if asked.

@@ -27,6 +27,13 @@ type Config struct {
 	// are bind-mounted from the host instead of created with mknod(2), and
 	// a sysfs mount the kernel refuses falls back to a bind of /sys.
 	UserNS bool
+	// SourceFds maps the index of a bind mount in Spec.Mounts to a
+	// descriptor of a detached copy of its source (open_tree with
+	// OPEN_TREE_CLONE), made by the runtime on the host. The init
+	// attaches it with move_mount: a container's root in a user namespace
+	// may not be able to reach the source by its path (a directory only
+	// host root may search).
+	SourceFds map[int]int
 	// CgroupPaths gives the container's cgroup directories on the host, for
 	// "cgroup" mounts. On cgroup v1 the key is a controller ("memory",
 	// "cpu", "name=systemd"); the key "" is the cgroup v2 (unified)
@@ -112,8 +119,8 @@ func Prepare(c *Config) error {
 	}
 	defer root.Close()
 	r := &rootCtx{c: c, root: root}
-	for _, m := range c.Spec.Mounts {
-		if err := r.mountEntry(m); err != nil {
+	for i, m := range c.Spec.Mounts {
+		if err := r.mountEntry(i, m); err != nil {
 			return err
 		}
 	}

@@ -400,10 +400,7 @@ func statTime(ts unix.Timespec) time.Time { return time.Unix(ts.Sec, ts.Nsec) }
 
 // entry writes the header (and content) of name in dirfd, at rel.
 func (w *treeWriter) entry(dirfd int, name, rel string, st *unix.Stat_t) error {
-	uid, gid, err := w.idmap.ToContainer(int(st.Uid), int(st.Gid))
-	if err != nil {
-		return fmt.Errorf("%q: %w", rel, err)
-	}
+	uid, gid := w.idmap.toContainerOrOverflow(int(st.Uid), int(st.Gid))
 	hdr := &tar.Header{
 		Name:    rel,
 		Mode:    int64(st.Mode & 0o7777),

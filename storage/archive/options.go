@@ -39,9 +39,15 @@ type ApplyOptions struct {
 
 // DiffOptions tune WriteDiff and WriteOverlayDiff.
 type DiffOptions struct {
-	// IDMap maps host uids and gids back to container IDs in the tar.
+	// IDMap maps host uids and gids back to container IDs in the tar. An
+	// ID it does not map is written as OverflowID, as the kernel shows it
+	// inside the user namespace.
 	IDMap *IDMap
 }
+
+// OverflowID is the ID a user namespace shows for a host ID it does not
+// map (the kernel's default overflowuid and overflowgid).
+const OverflowID = 65534
 
 // IDMap maps container user and group IDs to host IDs, as a user
 // namespace does.
@@ -80,6 +86,22 @@ func (m *IDMap) ToContainer(uid, gid int) (int, int, error) {
 		return 0, 0, fmt.Errorf("gid %d: %w", gid, err)
 	}
 	return cu, cg, nil
+}
+
+// toContainerOrOverflow is ToContainer with unmapped IDs as OverflowID.
+func (m *IDMap) toContainerOrOverflow(uid, gid int) (int, int) {
+	if m == nil {
+		return uid, gid
+	}
+	cu, err := mapID(m.UIDs, uid, false)
+	if err != nil {
+		cu = OverflowID
+	}
+	cg, err := mapID(m.GIDs, gid, false)
+	if err != nil {
+		cg = OverflowID
+	}
+	return cu, cg
 }
 
 func mapID(ms []specs.LinuxIDMapping, id int, toHost bool) (int, error) {

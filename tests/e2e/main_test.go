@@ -42,6 +42,12 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
+	// Like /run: searchable, so that a container's root under --userns
+	// reaches its root filesystem.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	root, runDir = filepath.Join(tmp, "root"), filepath.Join(tmp, "run")
 	// The tests' own bridge and nftables table, apart from a berth the
 	// host may run.
