@@ -414,11 +414,15 @@ func cgroupNSPrivate(hc *container.HostConfig) bool {
 
 // ensureWorkdir creates the working directory inside the root
 // filesystem, as Docker does, never following symlinks out of it.
-func ensureWorkdir(rootfs, dir string, uid, gid uint32) error {
+func ensureWorkdir(c *Container, rootfs, dir string, uid, gid uint32) error {
 	if dir == "" || dir == "/" {
 		return nil
 	}
-	return mkdirInRoot(rootfs, filepath.Clean(dir), uid, gid)
+	cu, cg := -1, -1
+	if c.IDMap != nil {
+		cu, cg = c.hostRoot()
+	}
+	return mkdirInRoot(rootfs, filepath.Clean(dir), uid, gid, cu, cg)
 }
 
 var _ = snapshot.ErrNotFound

@@ -498,6 +498,9 @@ func (e *Engine) createAndStart(ctx context.Context, c *Container, consoleSocket
 	if err != nil {
 		return 0, err
 	}
+	if err := e.netSysctls(c, nr.ns); err != nil {
+		return 0, err
+	}
 	runtime.Trace("start: spec built")
 	opts := &runtime.CreateOpts{Bundle: e.bundleDir(id), Spec: spec, ConsoleSocket: consoleSocket}
 	stagePid := 0
@@ -548,7 +551,12 @@ func (e *Engine) specFor(c *Container, rootfs, netns string) (*specsSpec, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := ensureWorkdir(rootfs, c.Config.WorkingDir, usr.UID, usr.GID); err != nil {
+	// The rootfs shows a remapped container's files with host IDs.
+	wu, wg, err := c.IDMap.ToHost(int(usr.UID), int(usr.GID))
+	if err != nil {
+		return nil, fmt.Errorf("user %q: %w", c.Config.User, err)
+	}
+	if err := ensureWorkdir(c, rootfs, c.Config.WorkingDir, uint32(wu), uint32(wg)); err != nil {
 		return nil, err
 	}
 	nsPaths, hostNS, err := e.specNamespaces(c)

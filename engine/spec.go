@@ -191,6 +191,9 @@ func buildSpec(c *Container, in *specInput) (*specs.Spec, error) {
 	if len(hc.Sysctls) > 0 {
 		l.Sysctl = map[string]string{}
 		for k, v := range hc.Sysctls {
+			if c.IDMap != nil && strings.HasPrefix(k, "net.") {
+				continue // set by the engine (netSysctls)
+			}
 			l.Sysctl[k] = v
 		}
 	}

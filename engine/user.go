@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -143,13 +144,16 @@ func readDB(rootfs, name string) ([][]string, error) {
 }
 
 // mkdirInRoot makes dir (and its parents) inside rootfs, owned by uid:gid
-// when it is new, without following symlinks out of rootfs.
-func mkdirInRoot(rootfs, dir string, uid, gid uint32) error {
+// when it is new, without following symlinks out of rootfs. With
+// creator >= 0 (a remapped container's root, as a host uid and gid) the
+// directories are made as that user: host root has no ID in the
+// container's id-mapped root filesystem.
+func mkdirInRoot(rootfs, dir string, uid, gid uint32, creatorUID, creatorGID int) error {
 	if f, err := pathrs.OpenInRoot(rootfs, dir); err == nil {
 		f.Close()
 		return nil
 	}
-	if err := pathrs.MkdirAll(rootfs, dir, 0o755); err != nil {
+	if err := asFSUser(creatorUID, creatorGID, func() error { return pathrs.MkdirAll(rootfs, dir, 0o755) }); err != nil {
 		return fmt.Errorf("create %s in the container: %w", dir, err)
 	}
 	f, err := pathrs.OpenInRoot(rootfs, dir)
@@ -157,10 +161,28 @@ func mkdirInRoot(rootfs, dir string, uid, gid uint32) error {
 		return err
 	}
 	defer f.Close()
-	if uid != 0 || gid != 0 {
-		return unix.Fchown(int(f.Fd()), int(uid), int(gid))
+	made, madeGID := max(creatorUID, 0), max(creatorGID, 0)
+	if int(uid) != made || int(gid) != madeGID {
+		// f is an O_PATH handle: chown it through AT_EMPTY_PATH.
+		return unix.Fchownat(int(f.Fd()), "", int(uid), int(gid), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
 	}
 	return nil
+}
+
+// asFSUser runs fn on a thread whose filesystem uid and gid are uid and
+// gid (unless negative); the thread ends with it.
+func asFSUser(uid, gid int, fn func() error) error {
+	if uid < 0 {
+		return fn()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the changed thread exits
+		unix.Setfsgid(gid)
+		unix.Setfsuid(uid)
+		errc <- fn()
+	}()
+	return <-errc
 }
 
 var _ = os.Getpid

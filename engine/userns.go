@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -184,4 +185,49 @@ func (c *Container) checkSearchable(dir string, uid, gid int) error {
 			return nil
 		}
 	}
+}
+
+// netSysctls writes the --sysctl net.* settings of a remapped container
+// into its network namespace from the host: the namespace belongs to the
+// host's user namespace (berth made it), so the container's root may not
+// write them itself.
+func (e *Engine) netSysctls(c *Container, netns string) error {
+	if c.IDMap == nil || netns == "" {
+		return nil
+	}
+	var keys []string
+	for k := range c.HostConfig.Sysctls {
+		if strings.HasPrefix(k, "net.") {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// The thread is left in the container's namespace and ends with
+		// the goroutine (no UnlockOSThread).
+		runtime.LockOSThread()
+		fd, err := unix.Open(netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		err = unix.Setns(fd, unix.CLONE_NEWNET)
+		unix.Close(fd)
+		if err != nil {
+			errc <- fmt.Errorf("enter network namespace %s: %w", netns, err)
+			return
+		}
+		for _, k := range keys {
+			p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+			if err := os.WriteFile(p, []byte(c.HostConfig.Sysctls[k]), 0); err != nil {
+				errc <- fmt.Errorf("sysctl %s=%s: %w", k, c.HostConfig.Sysctls[k], err)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	return <-errc
 }

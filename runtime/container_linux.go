@@ -661,7 +661,8 @@ func unmountUnder(dir string) error {
 // of spec, by index, while the runtime still has the host's view and
 // credentials: in its own user namespace the container's root may not be
 // able to reach a source by path (under a directory only host root may
-// search). The init attaches the copies with move_mount.
+// search). The init attaches the copies with move_mount. It gives none
+// when the caller may not make them.
 func openBindSources(spec *specs.Spec, bundle string) (map[int]*os.File, error) {
 	out := map[int]*os.File{}
 	for i, m := range spec.Mounts {
@@ -681,6 +682,12 @@ func openBindSources(spec *specs.Spec, bundle string) (map[int]*os.File, error) 
 		if err != nil {
 			for _, f := range out {
 				f.Close()
+			}
+			if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSYS) {
+				// A caller without CAP_SYS_ADMIN (rootless) or an old
+				// kernel: the init binds the sources by path, which the
+				// caller's own user namespace can reach anyway.
+				return nil, nil
 			}
 			return nil, fmt.Errorf("mount %s on %s: bind source: %w", m.Source, m.Destination, err)
 		}

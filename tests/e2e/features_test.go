@@ -361,3 +361,11 @@ func TestMoreRunFlags(t *testing.T) {
 		t.Fatalf("container prune touched a running container: %s", st)
 	}
 }
+
+// TestWorkdirForUser: -w names a directory the image lacks; it is made
+// and given to -u's user, as Docker does.
+func TestWorkdirForUser(t *testing.T) {
+	if out := must(t, "run", "--rm", "-u", "1000:1000", "-w", "/work/dir", "busybox:1.35", "sh", "-c", "stat -c %u:%g /work /work/dir; touch f && echo writable"); out != "0:0\n1000:1000\nwritable\n" {
+		t.Fatalf("-u 1000 -w /work/dir: %q", out)
+	}
+}

@@ -129,6 +129,13 @@ func TestUsernsRemap(t *testing.T) {
 		t.Fatalf("committed image owners: %q", out)
 	}
 
+	// A new working directory belongs to the container's user; net.*
+	// sysctls reach its network namespace (which the host owns).
+	if out := must(t, "run", "--rm", "--userns", "auto", "-u", "1000:1000", "-w", "/work/dir", "--sysctl", "net.ipv4.ip_unprivileged_port_start=80", "busybox:1.35",
+		"sh", "-c", "stat -c %u:%g /work/dir; cat /proc/sys/net/ipv4/ip_unprivileged_port_start; touch f && echo writable"); out != "1000:1000\n80\nwritable\n" {
+		t.Fatalf("-w and --sysctl under --userns auto: %q", out)
+	}
+
 	// It survives a restart with the same mapping, and its range is free
 	// again once it is removed.
 	must(t, "restart", "-t", "1", a)
