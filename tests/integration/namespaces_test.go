@@ -2,7 +2,9 @@ package integration
 
 import (
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -151,5 +153,60 @@ func TestNoMountNamespace(t *testing.T) {
 		if strings.Contains(l, b.Dir) {
 			t.Errorf("mount left on the host after delete: %s", l)
 		}
+	}
+}
+
+// TestUserNamespaceHostPaths: a container with its own user namespace
+// still mounts a bind source its root could not reach by path (under a
+// directory only host root may search, as the engine's own files are),
+// and exec joins a network namespace the host owns (a path in the
+// config, as an engine pins it) before the container's user namespace.
+func TestUserNamespaceHostPaths(t *testing.T) {
+	hidden := t.TempDir()
+	if err := os.Chmod(hidden, 0o700); err != nil { // host root's only
+		t.Fatal(err)
+	}
+	src := hidden + "/shared"
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(src+"/hello", []byte("through the fd\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A network namespace of the host's user namespace, held by a
+	// process this test starts (and kills).
+	holder := exec.Command("sleep", "1000")
+	holder.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	netns := "/proc/" + itoa(holder.Process.Pid) + "/ns/net"
+	want, err := os.Readlink(netns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startSleeper(t, "usernspaths", func(b *bundle) {
+		s := b.Spec
+		for i, ns := range s.Linux.Namespaces {
+			if ns.Type == specs.NetworkNamespace {
+				s.Linux.Namespaces[i].Path = netns
+			}
+		}
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 300000, Size: 65536}}
+		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 300000, Size: 65536}}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/shared", Type: "bind", Source: src, Options: []string{"rbind", "ro"}})
+		chownTree(t, b.Dir+"/rootfs", 300000)
+		os.Chmod(b.Dir, 0o755)
+	})
+	out := b.mustRunc("exec", "usernspaths", "sh", "-c", "cat /shared/hello; readlink /proc/self/ns/net; cat /proc/self/uid_map")
+	f := strings.Fields(out)
+	if len(f) != 7 || f[0]+" "+f[1]+" "+f[2] != "through the fd" || f[3] != want || f[4] != "0" || f[5] != "300000" {
+		t.Fatalf("exec in the container: %q; want the bound file, network namespace %s and root mapped from 300000", out, want)
+	}
+	// The bind is read-only for the container's root.
+	if r := b.runc("exec", "usernspaths", "touch", "/shared/x"); r.Code == 0 {
+		t.Error("the read-only bind mount was writable")
 	}
 }
