@@ -83,7 +83,7 @@ func (e *Engine) Create(ctx context.Context, req *CreateRequest) (_ *Container, 
 	}
 	if n, _ := usernsSize(hc.UsernsMode); n > 0 {
 		// Refuse now what start would: nothing is left behind.
-		if err := (&Container{HostConfig: hc}).checkSearchable(e.cfg.RunDir, -1, -1); err != nil {
+		if err := checkSearchable(hc.UsernsMode, e.cfg.RunDir, -1, -1); err != nil {
 			return nil, err
 		}
 	}

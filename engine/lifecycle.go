@@ -601,7 +601,7 @@ func (e *Engine) mountRootfs(c *Container) error {
 		// the directories above it let the container's root through
 		// (search only, as Docker does for its remapped root).
 		uid, gid := c.hostRoot()
-		if err := c.checkSearchable(e.cfg.RunDir, uid, gid); err != nil {
+		if err := checkSearchable(c.HostConfig.UsernsMode, e.cfg.RunDir, uid, gid); err != nil {
 			return err
 		}
 		if err := os.Chmod(filepath.Dir(e.runDir(c.ID)), 0o711); err != nil {

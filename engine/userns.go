@@ -171,7 +171,7 @@ func (c *Container) chownToRoot(path string) error {
 // filesystem by path from inside the user namespace (as runc's does).
 // Before the IDs are allocated (uid and gid -1), only directories anyone
 // may search pass.
-func (c *Container) checkSearchable(dir string, uid, gid int) error {
+func checkSearchable(mode container.UsernsMode, dir string, uid, gid int) error {
 	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
 		var st unix.Stat_t
 		if err := unix.Stat(d, &st); err != nil {
@@ -179,7 +179,11 @@ func (c *Container) checkSearchable(dir string, uid, gid int) error {
 		}
 		ok := st.Mode&0o001 != 0 || (int(st.Gid) == gid && st.Mode&0o010 != 0) || (int(st.Uid) == uid && st.Mode&0o100 != 0)
 		if !ok {
-			return fmt.Errorf("--userns %s: the container's root (host uid %d) cannot reach its root filesystem under %s: %s (mode %#o) may not be searched by other users; make it searchable (chmod o+x %s) or use a --run-dir below directories that are", c.HostConfig.UsernsMode, uid, dir, d, st.Mode&0o7777, d)
+			who := "the container's root"
+			if uid >= 0 {
+				who += fmt.Sprintf(" (host uid %d)", uid)
+			}
+			return fmt.Errorf("--userns %s: %s cannot reach its root filesystem under %s: %s (mode %#o) may not be searched by other users; make it searchable (chmod o+x %s) or use a --run-dir below directories that are", mode, who, dir, d, st.Mode&0o7777, d)
 		}
 		if d == "/" {
 			return nil
