@@ -354,17 +354,27 @@ func (e *Engine) netFiles(c *Container, hostname string) (hosts, resolv []byte, 
 	return hosts, netfiles.ResolvConf(rc), nil
 }
 
-// Connect attaches a container to one more network (`network connect`).
-func (e *Engine) Connect(ctx context.Context, netName, ref string, aliases []string, ip string) error {
+// lockForNetwork resolves ref, opens the network manager and takes the
+// container's lock, for connect and disconnect.
+func (e *Engine) lockForNetwork(ref string) (*Container, *network.Manager, func(), error) {
 	c, err := e.Get(ref)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	m, err := e.Network()
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	unlock, err := e.lock(c.ID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return c, m, unlock, nil
+}
+
+// Connect attaches a container to one more network (`network connect`).
+func (e *Engine) Connect(ctx context.Context, netName, ref string, aliases []string, ip string) error {
+	c, m, unlock, err := e.lockForNetwork(ref)
 	if err != nil {
 		return err
 	}
@@ -394,15 +404,7 @@ func (e *Engine) Connect(ctx context.Context, netName, ref string, aliases []str
 
 // Disconnect detaches a container from a network.
 func (e *Engine) Disconnect(ctx context.Context, netName, ref string) error {
-	c, err := e.Get(ref)
-	if err != nil {
-		return err
-	}
-	m, err := e.Network()
-	if err != nil {
-		return err
-	}
-	unlock, err := e.lock(c.ID)
+	c, m, unlock, err := e.lockForNetwork(ref)
 	if err != nil {
 		return err
 	}

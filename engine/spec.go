@@ -465,13 +465,8 @@ func deviceMapping(d container.DeviceMapping) (specs.LinuxDevice, specs.LinuxDev
 	if err := unix.Stat(d.PathOnHost, &st); err != nil {
 		return specs.LinuxDevice{}, specs.LinuxDeviceCgroup{}, fmt.Errorf("--device %s: %w", d.PathOnHost, err)
 	}
-	var typ string
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFCHR:
-		typ = "c"
-	case unix.S_IFBLK:
-		typ = "b"
-	default:
+	dev, ok := specDevice(d.PathOnHost, &st)
+	if !ok {
 		return specs.LinuxDevice{}, specs.LinuxDeviceCgroup{}, fmt.Errorf("--device %s: not a device node", d.PathOnHost)
 	}
 	perms := d.CgroupPermissions
@@ -481,15 +476,27 @@ func deviceMapping(d container.DeviceMapping) (specs.LinuxDevice, specs.LinuxDev
 	if strings.Trim(perms, "rwm") != "" {
 		return specs.LinuxDevice{}, specs.LinuxDeviceCgroup{}, fmt.Errorf("--device %s: invalid permissions %q (a combination of r, w and m)", d.PathOnHost, perms)
 	}
-	dst := d.PathInContainer
-	if dst == "" {
-		dst = d.PathOnHost
+	if d.PathInContainer != "" {
+		dev.Path = d.PathInContainer
 	}
-	major, minor := int64(unix.Major(uint64(st.Rdev))), int64(unix.Minor(uint64(st.Rdev)))
-	mode := os.FileMode(st.Mode & 0o777)
-	dev := specs.LinuxDevice{Path: dst, Type: typ, Major: major, Minor: minor, FileMode: &mode, UID: ptr(st.Uid), GID: ptr(st.Gid)}
-	rule := specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: &major, Minor: &minor, Access: perms}
+	rule := specs.LinuxDeviceCgroup{Allow: true, Type: dev.Type, Major: ptr(dev.Major), Minor: ptr(dev.Minor), Access: perms}
 	return dev, rule, nil
+}
+
+// specDevice describes the device node st (of path) as a spec device;
+// false when it is not a character or block device.
+func specDevice(path string, st *unix.Stat_t) (specs.LinuxDevice, bool) {
+	var typ string
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		typ = "c"
+	case unix.S_IFBLK:
+		typ = "b"
+	default:
+		return specs.LinuxDevice{}, false
+	}
+	mode := os.FileMode(st.Mode & 0o777)
+	return specs.LinuxDevice{Path: path, Type: typ, Major: int64(unix.Major(uint64(st.Rdev))), Minor: int64(unix.Minor(uint64(st.Rdev))), FileMode: &mode, UID: ptr(st.Uid), GID: ptr(st.Gid)}, true
 }
 
 // hostDevices lists the host's device nodes for a privileged container.
@@ -513,17 +520,9 @@ func hostDevices() ([]specs.LinuxDevice, error) {
 		if unix.Lstat(p, &st) != nil {
 			return nil
 		}
-		var typ string
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFCHR:
-			typ = "c"
-		case unix.S_IFBLK:
-			typ = "b"
-		default:
-			return nil
+		if dev, ok := specDevice(p, &st); ok {
+			out = append(out, dev)
 		}
-		mode := os.FileMode(st.Mode & 0o777)
-		out = append(out, specs.LinuxDevice{Path: p, Type: typ, Major: int64(unix.Major(uint64(st.Rdev))), Minor: int64(unix.Minor(uint64(st.Rdev))), FileMode: &mode, UID: ptr(st.Uid), GID: ptr(st.Gid)})
 		return nil
 	})
 	return out, err
