@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/berth-project/berth/internal/atomicfile"
 	"github.com/berth-project/berth/storage/archive"
 )
 
@@ -37,10 +38,9 @@ func (e *Engine) writeEtcFiles(c *Container, in *specInput) error {
 	}
 	files := map[string][]byte{"hostname": []byte(hostname + "\n"), "hosts": hosts, "resolv.conf": resolv}
 	for name, data := range files {
-		if err := writeFileAtomic(filepath.Join(dir, name), data); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, name), data, 0o644, false); err != nil {
 			return err
 		}
-		os.Chmod(filepath.Join(dir, name), 0o644)
 		// Docker gives them to the container's root: it may edit them.
 		if err := c.chownToRoot(filepath.Join(dir, name)); err != nil {
 			return err

@@ -12,6 +12,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/atomicfile"
 )
 
 // Status values, as the OCI runtime spec names them.
@@ -105,11 +107,7 @@ func (c *Container) save() error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(c.dir, "."+stateFile+".tmp")
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(c.dir, stateFile)); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(c.dir, stateFile), data, 0o600, false); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
 	return nil

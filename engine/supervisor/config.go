@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/berth-project/berth/internal/atomicfile"
 )
 
 // Restart policies (Docker's names).
@@ -154,7 +156,7 @@ func (c Config) Write(dir string) error {
 	for _, a := range c.Health {
 		kv("health", a)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, confFile), b.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, confFile), b.Bytes(), 0o600, false); err != nil {
 		return fmt.Errorf("write supervisor config: %w", err)
 	}
 	return nil
@@ -250,25 +252,4 @@ func unescapeValue(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
 }

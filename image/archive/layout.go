@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/berth-project/berth/image/content"
+	"github.com/berth-project/berth/internal/atomicfile"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -233,7 +234,7 @@ func WriteLayout(ctx context.Context, dir string, cs content.Store, items []Save
 		}
 	} else {
 		p, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-		if err := writeFileAtomic(layoutFile, p); err != nil {
+		if err := atomicfile.WriteFile(layoutFile, p, 0o644, true); err != nil {
 			return fmt.Errorf("write layout: %w", err)
 		}
 	}
@@ -270,7 +271,7 @@ func WriteLayout(ctx context.Context, dir string, cs content.Store, items []Save
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(idxFile, p); err != nil {
+	if err := atomicfile.WriteFile(idxFile, p, 0o644, true); err != nil {
 		return fmt.Errorf("write layout: %w", err)
 	}
 	return nil
@@ -296,49 +297,11 @@ func (s *dirSink) blob(d digest.Digest, size int64, r io.Reader) error {
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+d.Encoded()+"-*")
-	if err != nil {
+	return atomicfile.Write(name, 0o644, true, func(f *os.File) error {
+		n, err := io.CopyBuffer(writerOnly{f}, readerOnly{r}, s.buf)
+		if err == nil && n != size {
+			err = fmt.Errorf("read %d bytes, want %d", n, size)
+		}
 		return err
-	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	n, err := io.CopyBuffer(writerOnly{f}, readerOnly{r}, s.buf)
-	if err != nil {
-		return err
-	}
-	if n != size {
-		return fmt.Errorf("read %d bytes, want %d", n, size)
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
-}
-
-func writeFileAtomic(name string, p []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	if _, err := f.Write(p); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
+	})
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/berth-project/berth/internal/atomicfile"
 )
 
 // LoginOptions tune Login.
@@ -236,24 +238,7 @@ func updateConfig(fn func(cfg, auths map[string]json.RawMessage) error) error {
 	if target, err := filepath.EvalSymlinks(path); err == nil {
 		path = target
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".config.json.berth-*")
-	if err != nil {
-		return fmt.Errorf("write docker config: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	err = tmp.Chmod(0o600)
-	if err == nil {
-		if _, err = tmp.Write(append(out, '\n')); err == nil {
-			err = tmp.Sync()
-		}
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write docker config: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.WriteFile(path, append(out, '\n'), 0o600, true); err != nil {
 		return fmt.Errorf("write docker config: %w", err)
 	}
 	return nil

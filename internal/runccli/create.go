@@ -10,6 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 
+	"github.com/berth-project/berth/internal/atomicfile"
 	"github.com/berth-project/berth/runtime"
 )
 
@@ -112,12 +113,7 @@ func writePidFile(path string, pid int) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(filepath.Dir(abs), "."+filepath.Base(abs)+".tmp")
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
-		return fmt.Errorf("--pid-file: %w", err)
-	}
-	if err := os.Rename(tmp, abs); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(abs, []byte(strconv.Itoa(pid)), 0o644, false); err != nil {
 		return fmt.Errorf("--pid-file: %w", err)
 	}
 	return nil

@@ -30,7 +30,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/berth-project/berth/internal/atomicfile"
 )
 
 // Snapshot is everything the DNS server serves.
@@ -71,22 +72,7 @@ func WriteSnapshot(path string, s *Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("encode dns snapshot: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".dns-*.tmp")
-	if err != nil {
-		return fmt.Errorf("write dns snapshot: %w", err)
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write dns snapshot: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write dns snapshot: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(path, data, 0o600, false); err != nil {
 		return fmt.Errorf("write dns snapshot: %w", err)
 	}
 	return nil
