@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/engine/supervisor"
+	"github.com/berth-project/berth/internal/atomicfile"
 	"github.com/berth-project/berth/runtime"
 	"github.com/berth-project/berth/storage/snapshot"
 )
@@ -141,6 +142,21 @@ func (e *Engine) getRaw(id string) (*Container, error) {
 	return c, err
 }
 
+// lockedRecord takes id's lock and reads its record under it. The caller
+// calls unlock; on error nothing is held.
+func (e *Engine) lockedRecord(id string) (c *Container, unlock func(), err error) {
+	unlock, err = e.lock(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err = e.getRaw(id)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return c, unlock, nil
+}
+
 // StartOptions are the options of Start.
 type StartOptions struct {
 	// WaitAttach holds the container until a client attached, so that a
@@ -212,13 +228,8 @@ func (e *Engine) startSupervised(ctx context.Context, ref string, o StartOptions
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := e.lock(c.ID)
+	c, unlock, err := e.lockedRecord(c.ID)
 	if err != nil {
-		return nil, err
-	}
-	c, err = e.getRaw(c.ID)
-	if err != nil {
-		unlock()
 		return nil, err
 	}
 	switch c.State.Status {
@@ -236,8 +247,21 @@ func (e *Engine) startSupervised(ctx context.Context, ref string, o StartOptions
 		return nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrConflict)
 	}
 	if e.supervisorAlive(c.ID) {
-		// Started by someone else a moment ago: it is starting.
 		unlock()
+		if c.State.Status != "created" {
+			// The supervisor of the last run, exiting after it recorded
+			// that run's end (a start that raced `stop`): wait for it to
+			// go, then start afresh. (Another start of a used container
+			// would have recorded "starting" first.)
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := supervisor.Wait(wctx, e.runDir(c.ID))
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("container %s: the supervisor of its last run has not exited: %w", c.Name, err)
+			}
+			return e.startSupervised(ctx, ref, o, attach)
+		}
+		// Started by someone else a moment ago: it is starting.
 		if o.WaitAttach {
 			return wrap(c, nil)
 		}
@@ -407,15 +431,11 @@ func startError(c *Container) error {
 // writes to pidFile.
 func (e *Engine) StartCallback(ctx context.Context, id, consoleSocket, pidFile string) error {
 	runtime.Trace("start callback: begin")
-	unlock, err := e.lock(id)
+	c, unlock, err := e.lockedRecord(id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	c, err := e.getRaw(id)
-	if err != nil {
-		return err
-	}
 	runtime.Trace("start callback: record read")
 	restart := c.State.Status == "exited" || c.State.Status == "restarting"
 	pid, err := e.createAndStart(ctx, c, consoleSocket, nil)
@@ -423,7 +443,7 @@ func (e *Engine) StartCallback(ctx context.Context, id, consoleSocket, pidFile s
 		e.startFailed(c, err)
 		return err
 	}
-	if err := writeFileAtomic(pidFile, []byte(fmt.Sprint(pid))); err != nil {
+	if err := atomicfile.WriteFile(pidFile, []byte(fmt.Sprint(pid)), 0o644, false); err != nil {
 		e.startFailed(c, err)
 		return err
 	}
@@ -643,15 +663,11 @@ func (e *Engine) unmountRootfs(id string) {
 func (e *Engine) CleanupCallback(ctx context.Context, id string, code int) error {
 	runtime.Trace("cleanup callback: begin")
 	defer runtime.Trace("cleanup callback: done")
-	unlock, err := e.lock(id)
+	c, unlock, err := e.lockedRecord(id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	c, err := e.getRaw(id)
-	if err != nil {
-		return err
-	}
 	_, at, ok := e.readExit(id)
 	if !ok {
 		at = time.Now().UTC()
@@ -822,30 +838,18 @@ func validContainerID(id string) bool {
 	return true
 }
 
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
 // Reap records the exit of a container started with SelfCleanup, once its
 // supervisor is gone, and cleans up what it held (removing it with --rm).
 // A container someone else already cleaned up is left as it is.
 func (e *Engine) Reap(ctx context.Context, id string) error {
-	unlock, err := e.lock(id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	c, err := e.getRaw(id)
+	c, unlock, err := e.lockedRecord(id)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
+	defer unlock()
 	if !c.State.Running() && c.State.Status != "starting" {
 		if c.HostConfig.AutoRemove {
 			return e.removeLocked(c, true)

@@ -369,3 +369,16 @@ func TestWorkdirForUser(t *testing.T) {
 		t.Fatalf("-u 1000 -w /work/dir: %q", out)
 	}
 }
+
+// TestRestartRunsAgain: restart leaves the container running every time,
+// however close its start comes to the end of the last run's supervisor.
+func TestRestartRunsAgain(t *testing.T) {
+	id := runDetached(t, "busybox:1.35", "sleep", "300")
+	for i := 0; i < 15; i++ {
+		must(t, "restart", "-t", "0", id)
+		if st := inspect(t, id, "{{.State.Status}}"); st != "running" {
+			t.Fatalf("after restart %d the container is %s", i+1, st)
+		}
+		must(t, "exec", id, "true")
+	}
+}
