@@ -267,24 +267,23 @@ static void secure_join(const char *path, char *out, size_t outsz) {
 	char res[PATH_MAX] = "";
 	size_t rl = 0;
 	int hops = 0;
+	int missing = 0; // a component is missing: the rest is taken literally
 	snprintf(rest, sizeof(rest), "%s", path);
 	char *p = rest;
-	while (*p) {
+	for (;;) {
 		while (*p == '/')
 			p++;
 		if (!*p)
 			break;
+		char *comp = p;
 		char *e = strchr(p, '/');
 		size_t n = e ? (size_t)(e - p) : strlen(p);
-		char comp[NAME_MAX + 1];
-		if (n > NAME_MAX)
+		if (!missing && n > NAME_MAX)
 			sfail(ENAMETOOLONG, "resolve %s in rootfs", path);
-		memcpy(comp, p, n);
-		comp[n] = '\0';
 		p += n;
-		if (strcmp(comp, ".") == 0)
+		if (n == 1 && comp[0] == '.')
 			continue;
-		if (strcmp(comp, "..") == 0) {
+		if (n == 2 && comp[0] == '.' && comp[1] == '.') {
 			char *s = strrchr(res, '/');
 			if (s) {
 				*s = '\0';
@@ -294,15 +293,18 @@ static void secure_join(const char *path, char *out, size_t outsz) {
 		}
 		if (rl + 1 + n >= sizeof(res))
 			sfail(ENAMETOOLONG, "resolve %s in rootfs", path);
-		res[rl] = '/';
-		memcpy(res + rl + 1, comp, n + 1);
 		size_t prev = rl;
+		res[rl] = '/';
+		memcpy(res + rl + 1, comp, n);
 		rl += 1 + n;
+		res[rl] = '\0';
+		if (missing)
+			continue;
 		int fd = in_root(res, O_PATH | O_NOFOLLOW);
 		if (fd < 0) {
 			if (errno == ENOENT || errno == ENOTDIR) {
-				// Missing: the rest is taken literally.
-				break;
+				missing = 1;
+				continue;
 			}
 			sfail(errno, "resolve %s in rootfs", path);
 		}
@@ -332,35 +334,6 @@ static void secure_join(const char *path, char *out, size_t outsz) {
 			sfail(ENAMETOOLONG, "resolve %s in rootfs", path);
 		snprintf(rest, sizeof(rest), "%s", tmp);
 		p = rest;
-	}
-	// Append what is left (missing components), cleaned.
-	while (*p) {
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		char *e = strchr(p, '/');
-		size_t n = e ? (size_t)(e - p) : strlen(p);
-		if (n == 1 && p[0] == '.') {
-			p += n;
-			continue;
-		}
-		if (n == 2 && p[0] == '.' && p[1] == '.') {
-			char *s = strrchr(res, '/');
-			if (s) {
-				*s = '\0';
-				rl = (size_t)(s - res);
-			}
-			p += n;
-			continue;
-		}
-		if (rl + 1 + n >= sizeof(res))
-			sfail(ENAMETOOLONG, "resolve %s in rootfs", path);
-		res[rl] = '/';
-		memcpy(res + rl + 1, p, n);
-		rl += 1 + n;
-		res[rl] = '\0';
-		p += n;
 	}
 	if (rl == 0)
 		snprintf(out, outsz, "/");
