@@ -46,6 +46,7 @@
 #define MAX_ARGS 256
 #define REAPED_KEEP 16
 #define IDLE_SHED_MS 2000 // quiet this long: give back the binary's pages (shed_startup_pages)
+#define MAX_RECV_FDS 64   // descriptors one message may bring (recv_fds)
 
 // Attach handshake: the client's first byte.
 #define ATTACH_STDIN 1
@@ -232,15 +233,26 @@ static void watch_close(struct watch *w) {
 	w->ev = 0;
 }
 
+static int set_nonblock(int fd) {
+	int fl = fcntl(fd, F_GETFL);
+	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
 // ---- small file helpers (all relative to the run directory, our cwd) ----
+
+// open_file opens name (O_CLOEXEC; created 0644), retrying on EINTR.
+static int open_file(const char *name, int flags) {
+	int fd;
+	do {
+		fd = open(name, flags | O_CLOEXEC, 0644);
+	} while (fd < 0 && errno == EINTR);
+	return fd;
+}
 
 static int write_file_atomic(const char *name, const char *data, size_t n) {
 	char tmp[64];
 	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-	int fd;
-	do {
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	} while (fd < 0 && errno == EINTR);
+	int fd = open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC);
 	if (fd < 0) {
 		sup_log("create %s: %s", tmp, strerror(errno));
 		return -1;
@@ -262,10 +274,7 @@ static int write_file_atomic(const char *name, const char *data, size_t n) {
 
 // read_small reads at most cap-1 bytes of name into buf, NUL-terminated.
 static ssize_t read_small(const char *name, char *buf, size_t cap) {
-	int fd;
-	do {
-		fd = open(name, O_RDONLY | O_CLOEXEC);
-	} while (fd < 0 && errno == EINTR);
+	int fd = open_file(name, O_RDONLY);
 	if (fd < 0)
 		return -1;
 	size_t n = 0;
@@ -425,6 +434,16 @@ static void load_config(void) {
 
 // ---- child processes ----
 
+// child_signals (in a child we forked, before it execs): no signal blocked,
+// SIGPIPE and SIGHUP back to their defaults (the supervisor ignores them).
+static void child_signals(void) {
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+}
+
 // spawn runs argv (with one extra trailing argument if extra is set) with
 // fds[0..nfds-1] as its descriptors 0..nfds-1. Every other descriptor of
 // ours is O_CLOEXEC. pgrp: put the child in its own process group.
@@ -444,11 +463,7 @@ static pid_t spawn(struct argv *a, const char *extra, const int *fds, int nfds, 
 	}
 	// Child: only async-signal-safe calls from here on (we are
 	// single-threaded, but keep to the rule anyway).
-	sigset_t all;
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
+	child_signals();
 	if (pgrp)
 		(void)setpgid(0, 0);
 	// Sources are all > 2 (0-2 are /dev/null in the supervisor) except
@@ -469,6 +484,13 @@ static pid_t spawn(struct argv *a, const char *extra, const int *fds, int nfds, 
 	if (m > 0 && nfds >= 3)
 		(void)!write(nfds > 3 ? 3 : 2, msg, (size_t)m);
 	_exit(e == ENOENT ? 127 : 126);
+}
+
+// is_child: pid is a child of ours not reaped yet (it may have exited).
+static int is_child(pid_t pid) {
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
 }
 
 static int status_code(int st) {
@@ -689,15 +711,22 @@ static void client_read(struct client *c) {
 	}
 }
 
-static void accept_client(void) {
-	int fd = accept4(attach_l.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			sup_log("accept attach client: %s", strerror(errno));
-			t_listen = now_ms() + 1000;
-		}
-		return;
+// accept_conn accepts a connection on l (non-blocking, O_CLOEXEC). Out of
+// descriptors or memory, it reports so and pauses the listeners for a
+// second (t_listen) instead of spinning on the pending connection.
+static int accept_conn(struct watch *l, const char *what) {
+	int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+		sup_log("accept %s: %s", what, strerror(errno));
+		t_listen = now_ms() + 1000;
 	}
+	return fd;
+}
+
+static void accept_client(void) {
+	int fd = accept_conn(&attach_l, "attach client");
+	if (fd < 0)
+		return;
 	for (int i = 0; i < MAX_CLIENTS; i++) {
 		if (clients[i] == NULL) {
 			struct client *c = calloc(1, sizeof(*c));
@@ -804,48 +833,56 @@ static int stream_read(struct stream *s) {
 // ---- the console socket (tty) ----
 
 static void console_accept(void) {
-	int fd = accept4(console_l.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			sup_log("accept console connection: %s", strerror(errno));
-			t_listen = now_ms() + 1000;
-		}
+	int fd = accept_conn(&console_l, "console connection");
+	if (fd < 0)
 		return;
-	}
 	watch_close(&console_c);
 	console_c.fd = fd;
 	watch_set(&console_c, EPOLLIN, 0);
 }
 
-static void console_recv(void) {
-	char name[4096];
+// recv_fds receives one message on fd (without blocking) into buf, at most
+// len bytes, with the descriptors that came with it (O_CLOEXEC): the first
+// max of them go to fds, *nfd of them; it closes the rest. Returns what
+// recvmsg did; *trunc (unless NULL): the message or its descriptors did
+// not fit.
+static ssize_t recv_fds(int fd, char *buf, size_t len, int *fds, int max, int *nfd, int *trunc) {
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(4 * sizeof(int))];
+		char b[CMSG_SPACE(MAX_RECV_FDS * sizeof(int))];
 	} cm;
-	struct iovec iov = {name, sizeof(name)};
+	struct iovec iov = {buf, len};
 	struct msghdr msg;
 	memset(&msg, 0, sizeof(msg));
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
-	msg.msg_control = cm.buf;
-	msg.msg_controllen = sizeof(cm.buf);
-	ssize_t n = recvmsg(console_c.fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return;
-	int got = -1;
+	msg.msg_control = cm.b;
+	msg.msg_controllen = sizeof(cm.b);
+	ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	*nfd = 0;
 	for (struct cmsghdr *h = CMSG_FIRSTHDR(&msg); n > 0 && h; h = CMSG_NXTHDR(&msg, h)) {
 		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
 			continue;
-		int nfd = (int)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		int *fds = (int *)CMSG_DATA(h);
-		for (int i = 0; i < nfd; i++) {
-			if (got < 0)
-				got = fds[i];
+		int k = (int)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		int *p = (int *)CMSG_DATA(h);
+		for (int i = 0; i < k; i++) {
+			if (*nfd < max)
+				fds[(*nfd)++] = p[i];
 			else
-				close(fds[i]);
+				close(p[i]);
 		}
 	}
+	if (trunc)
+		*trunc = n > 0 && (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC));
+	return n;
+}
+
+static void console_recv(void) {
+	char name[4096];
+	int got = -1, nfd;
+	ssize_t n = recv_fds(console_c.fd, name, sizeof(name), &got, 1, &nfd, NULL);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
 	watch_close(&console_c);
 	if (got < 0) {
 		if (n < 0)
@@ -859,8 +896,7 @@ static void console_recv(void) {
 		close(got);
 		return;
 	}
-	int fl = fcntl(got, F_GETFL);
-	if (fl < 0 || fcntl(got, F_SETFL, fl | O_NONBLOCK) < 0) {
+	if (set_nonblock(got) < 0) {
 		sup_log("set terminal non-blocking: %s", strerror(errno));
 		close(got);
 		return;
@@ -990,14 +1026,10 @@ static void stdio_spawned(int ok, int outp[2], int errp[2], int inp[2]) {
 	streams[1].w.fd = errp[0];
 	for (int i = 0; i < 2; i++) {
 		streams[i].len = 0;
-		int fl = fcntl(streams[i].w.fd, F_GETFL);
-		if (fl >= 0)
-			(void)fcntl(streams[i].w.fd, F_SETFL, fl | O_NONBLOCK);
+		(void)set_nonblock(streams[i].w.fd);
 	}
 	if (inp[1] >= 0) {
-		int fl = fcntl(inp[1], F_GETFL);
-		if (fl >= 0)
-			(void)fcntl(inp[1], F_SETFL, fl | O_NONBLOCK);
+		(void)set_nonblock(inp[1]);
 		stdin_w.fd = inp[1];
 		if (!in_open) // stdin was closed (stdin-once) before the start
 			watch_close(&stdin_w);
@@ -1019,10 +1051,7 @@ static void start_container(void) {
 	if (unlink("pid") < 0 && errno != ENOENT)
 		sup_log("remove stale pid file: %s", strerror(errno));
 
-	int errfd;
-	do {
-		errfd = open("start.err", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	} while (errfd < 0 && errno == EINTR);
+	int errfd = open_file("start.err", O_WRONLY | O_CREAT | O_TRUNC);
 	if (errfd < 0) {
 		start_failure(125, "cannot create start.err");
 		return;
@@ -1049,30 +1078,28 @@ static void start_container(void) {
 	start_pid = pid;
 }
 
-static void end_health_and_pidfd(void) {
+// run_exiting: the run is over (exit_code says how); note when, and wait
+// (ST_EXITING, at most DRAIN_GRACE_MS) for the rest of its output.
+static void run_exiting(void) {
+	clock_gettime(CLOCK_REALTIME, &finished_rt);
+	finished_mono = now_ms();
 	health_stop();
 	watch_close(&pidfd_w);
+	state = ST_EXITING;
+	t_drain = now_ms() + DRAIN_GRACE_MS;
 }
 
 static void start_failure(int code, const char *msg) {
 	start_failed = 1;
 	exit_code = code;
 	snprintf(errmsg, sizeof(errmsg), "%s", msg);
-	clock_gettime(CLOCK_REALTIME, &finished_rt);
-	finished_mono = now_ms();
-	end_health_and_pidfd();
-	state = ST_EXITING;
-	t_drain = now_ms() + DRAIN_GRACE_MS;
+	run_exiting();
 }
 
 static void on_container_exit(int st, int known) {
 	container_pid = 0;
 	exit_code = known ? status_code(st) : 255;
-	clock_gettime(CLOCK_REALTIME, &finished_rt);
-	finished_mono = now_ms();
-	end_health_and_pidfd();
-	state = ST_EXITING;
-	t_drain = now_ms() + DRAIN_GRACE_MS;
+	run_exiting();
 }
 
 static void on_start_exit(int st) {
@@ -1120,9 +1147,7 @@ static void container_started(pid_t pid) {
 			return;
 		}
 	}
-	siginfo_t si;
-	memset(&si, 0, sizeof(si));
-	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0)
+	if (is_child(pid))
 		return; // our child: SIGCHLD will tell
 	// Not our child (the callback put it somewhere else): watch it with a
 	// pidfd; its exit status cannot be known.
@@ -1273,7 +1298,7 @@ static void on_signal(void) {
 // engine died) is a start failure: the processes it had us start are
 // killed.
 
-#define STARTER_MAX_FDS 64
+#define STARTER_MAX_FDS MAX_RECV_FDS
 #define STARTER_MAX_STRS 64
 
 static void starter_reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -1294,11 +1319,7 @@ static void starter_reply(const char *fmt, ...) {
 // kill_child kills p if it is our child and not reaped yet (so the pid is
 // certainly still its).
 static void kill_child(pid_t p) {
-	if (p <= 0)
-		return;
-	siginfo_t si;
-	memset(&si, 0, sizeof(si));
-	if (waitid(P_PID, (id_t)p, &si, WEXITED | WNOHANG | WNOWAIT) == 0)
+	if (p > 0 && is_child(p))
 		(void)kill(p, SIGKILL);
 }
 
@@ -1318,11 +1339,7 @@ static pid_t spawn_stage(int exefd, char **argv, char **envp, const int *fds, in
 	pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
 	if (pid != 0)
 		return pid;
-	sigset_t all;
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
+	child_signals();
 	// Move every source above the targets first, so that no dup2 clobbers
 	// one still to be placed.
 	int tmp[STARTER_MAX_FDS + 3];
@@ -1411,36 +1428,13 @@ static int parse_pid(const char *s, pid_t *out) {
 
 static void starter_read(void) {
 	static char buf[16384];
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(STARTER_MAX_FDS * sizeof(int))];
-	} cm;
-	struct iovec iov = {buf, sizeof(buf) - 1};
-	struct msghdr msg;
-	memset(&msg, 0, sizeof(msg));
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = cm.b;
-	msg.msg_controllen = sizeof(cm.b);
-	ssize_t n = recvmsg(starter_w.fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	int fds[STARTER_MAX_FDS], nfd, trunc;
+	ssize_t n = recv_fds(starter_w.fd, buf, sizeof(buf) - 1, fds, STARTER_MAX_FDS, &nfd, &trunc);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
-	int fds[STARTER_MAX_FDS], nfd = 0;
-	for (struct cmsghdr *h = CMSG_FIRSTHDR(&msg); n > 0 && h; h = CMSG_NXTHDR(&msg, h)) {
-		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-			continue;
-		int k = (int)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		int *p = (int *)CMSG_DATA(h);
-		for (int i = 0; i < k; i++) {
-			if (nfd < STARTER_MAX_FDS)
-				fds[nfd++] = p[i];
-			else
-				close(p[i]);
-		}
-	}
 	if (n <= 0) {
 		starter_abort(125, "the engine starting the container exited before it started");
-	} else if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+	} else if (trunc) {
 		starter_reply("error message too long");
 		starter_abort(125, "the engine sent the supervisor a message too long");
 	} else {
@@ -1515,6 +1509,11 @@ static const char *health_name(void) {
 	return "unknown";
 }
 
+static void ctl_drop(struct ctl *c) {
+	watch_close(&c->w);
+	c->dead = 1;
+}
+
 static void ctl_command(struct ctl *c, char *line) {
 	char reply[512];
 	size_t len = strlen(line);
@@ -1561,8 +1560,7 @@ static void ctl_command(struct ctl *c, char *line) {
 	}
 	// The reply fits the socket buffer of a fresh connection.
 	(void)send(c->w.fd, reply, strlen(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
-	watch_close(&c->w);
-	c->dead = 1;
+	ctl_drop(c);
 }
 
 static void ctl_read(struct ctl *c) {
@@ -1570,8 +1568,7 @@ static void ctl_read(struct ctl *c) {
 	if (n < 0) {
 		if (errno == EINTR || errno == EAGAIN)
 			return;
-		watch_close(&c->w);
-		c->dead = 1;
+		ctl_drop(c);
 		return;
 	}
 	c->len += (size_t)n;
@@ -1584,21 +1581,15 @@ static void ctl_read(struct ctl *c) {
 		if (c->len > 0 && n == 0) {
 			ctl_command(c, c->buf);
 		} else {
-			watch_close(&c->w);
-			c->dead = 1;
+			ctl_drop(c);
 		}
 	}
 }
 
 static void accept_ctl(void) {
-	int fd = accept4(ctl_l.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			sup_log("accept control connection: %s", strerror(errno));
-			t_listen = now_ms() + 1000;
-		}
+	int fd = accept_conn(&ctl_l, "control connection");
+	if (fd < 0)
 		return;
-	}
 	for (int i = 0; i < MAX_CTLS; i++) {
 		if (ctls[i] == NULL) {
 			struct ctl *c = calloc(1, sizeof(*c));

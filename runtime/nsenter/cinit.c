@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "cinit.h"
+#include "initsock.h"
 
 #ifndef MOUNT_ATTR_RDONLY
 struct mount_attr {
@@ -102,28 +103,6 @@ static const char *errtext(int e) {
 	return buf;
 }
 
-static void sendall(const void *buf, size_t n) {
-	const char *p = buf;
-	while (n > 0) {
-		ssize_t w = write(sock, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			_exit(1);
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-static void sendmsg_c(char type, const void *payload, uint32_t len) {
-	char hdr[5];
-	hdr[0] = type;
-	memcpy(hdr + 1, &len, 4);
-	sendall(hdr, 5);
-	if (len)
-		sendall(payload, len);
-}
-
 // failv reports an error and exits: to the runtime while the socket is
 // open, else on stderr with 126 for a program that cannot be executed and
 // 127 otherwise. err 0 adds no errno text.
@@ -137,7 +116,7 @@ static void failv(int err, const char *fmt, va_list ap) {
 	if (err)
 		n += snprintf(buf + n, sizeof(buf) - (size_t)n, ": %s", errtext(err));
 	if (sock >= 0) {
-		sendmsg_c('E', buf, (uint32_t)n);
+		initsock_send(sock, 'E', buf, (uint32_t)n);
 		_exit(1);
 	}
 	char out[4200];
@@ -167,54 +146,19 @@ __attribute__((format(printf, 2, 3))) static void sfail(int err, const char *fmt
 	fail(err, "%s", buf);
 }
 
-#define MAX_TASK_FDS 32
-
-static void recvall(void *buf, size_t n) {
-	char *p = buf;
-	while (n > 0) {
-		ssize_t r = read(sock, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			_exit(1); // the runtime went away
-		p += r;
-		n -= (size_t)r;
-	}
-}
-
-// recv_cgroup reads the 'G' message header with the descriptors sent with
-// it and returns its type.
+// recv_cgroup reads the 'G' message with the descriptors sent with it
+// (*nfds of them) and returns its type.
 static char recv_cgroup(int *fds, int *nfds) {
 	char hdr[5];
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * MAX_TASK_FDS)];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = {.iov_base = hdr, .iov_len = sizeof(hdr)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
-	ssize_t r;
-	do
-		r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-	while (r < 0 && errno == EINTR);
-	if (r <= 0)
-		_exit(1); // the runtime went away
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		int cnt = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		for (int i = 0; i < cnt && *nfds < MAX_TASK_FDS; i++)
-			memcpy(&fds[(*nfds)++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-	}
-	if (mh.msg_flags & MSG_CTRUNC)
+	*nfds = initsock_recv_fds(sock, hdr, sizeof(hdr), fds);
+	if (*nfds < 0)
 		fail(0, "too many cgroup files");
-	if (r < 5)
-		recvall(hdr + r, 5 - (size_t)r);
 	uint32_t len;
 	memcpy(&len, hdr + 1, 4);
 	char skip[256];
 	while (len > 0) {
 		size_t k = len < sizeof(skip) ? len : sizeof(skip);
-		recvall(skip, k);
+		initsock_read(sock, skip, k);
 		len -= (uint32_t)k;
 	}
 	return hdr[0];
@@ -323,24 +267,23 @@ static void secure_join(const char *path, char *out, size_t outsz) {
 	char res[PATH_MAX] = "";
 	size_t rl = 0;
 	int hops = 0;
+	int missing = 0; // a component is missing: the rest is taken literally
 	snprintf(rest, sizeof(rest), "%s", path);
 	char *p = rest;
-	while (*p) {
+	for (;;) {
 		while (*p == '/')
 			p++;
 		if (!*p)
 			break;
+		char *comp = p;
 		char *e = strchr(p, '/');
 		size_t n = e ? (size_t)(e - p) : strlen(p);
-		char comp[NAME_MAX + 1];
-		if (n > NAME_MAX)
+		if (!missing && n > NAME_MAX)
 			sfail(ENAMETOOLONG, "resolve %s in rootfs", path);
-		memcpy(comp, p, n);
-		comp[n] = '\0';
 		p += n;
-		if (strcmp(comp, ".") == 0)
+		if (n == 1 && comp[0] == '.')
 			continue;
-		if (strcmp(comp, "..") == 0) {
+		if (n == 2 && comp[0] == '.' && comp[1] == '.') {
 			char *s = strrchr(res, '/');
 			if (s) {
 				*s = '\0';
@@ -350,15 +293,18 @@ static void secure_join(const char *path, char *out, size_t outsz) {
 		}
 		if (rl + 1 + n >= sizeof(res))
 			sfail(ENAMETOOLONG, "resolve %s in rootfs", path);
-		res[rl] = '/';
-		memcpy(res + rl + 1, comp, n + 1);
 		size_t prev = rl;
+		res[rl] = '/';
+		memcpy(res + rl + 1, comp, n);
 		rl += 1 + n;
+		res[rl] = '\0';
+		if (missing)
+			continue;
 		int fd = in_root(res, O_PATH | O_NOFOLLOW);
 		if (fd < 0) {
 			if (errno == ENOENT || errno == ENOTDIR) {
-				// Missing: the rest is taken literally.
-				break;
+				missing = 1;
+				continue;
 			}
 			sfail(errno, "resolve %s in rootfs", path);
 		}
@@ -388,35 +334,6 @@ static void secure_join(const char *path, char *out, size_t outsz) {
 			sfail(ENAMETOOLONG, "resolve %s in rootfs", path);
 		snprintf(rest, sizeof(rest), "%s", tmp);
 		p = rest;
-	}
-	// Append what is left (missing components), cleaned.
-	while (*p) {
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		char *e = strchr(p, '/');
-		size_t n = e ? (size_t)(e - p) : strlen(p);
-		if (n == 1 && p[0] == '.') {
-			p += n;
-			continue;
-		}
-		if (n == 2 && p[0] == '.' && p[1] == '.') {
-			char *s = strrchr(res, '/');
-			if (s) {
-				*s = '\0';
-				rl = (size_t)(s - res);
-			}
-			p += n;
-			continue;
-		}
-		if (rl + 1 + n >= sizeof(res))
-			sfail(ENAMETOOLONG, "resolve %s in rootfs", path);
-		res[rl] = '/';
-		memcpy(res + rl + 1, p, n);
-		rl += 1 + n;
-		res[rl] = '\0';
-		p += n;
 	}
 	if (rl == 0)
 		snprintf(out, outsz, "/");
@@ -969,7 +886,7 @@ void berth_cinit(int sockfd, const char *plan, size_t len) {
 		signal(fatal[i], sig_exit);
 	// The runtime waits for this before it moves the init into its cgroup
 	// on v2 (a Go init sends it once its threads exist).
-	sendmsg_c('M', NULL, 0);
+	initsock_send(sock, 'M', NULL, 0);
 	struct cur c = {plan, plan + len};
 	need(&c, 8);
 	if (memcmp(plan, "BPLN", 4) != 0)
@@ -1041,25 +958,22 @@ void berth_cinit(int sockfd, const char *plan, size_t len) {
 		case OP_WAIT_CGROUP: {
 			// 'G' comes with the v1 cgroup tasks files to join, if any:
 			// writing "0" moves this (single-threaded) process.
-			int fds[MAX_TASK_FDS];
-			int nfds = 0;
+			int fds[INITSOCK_MAX_FDS];
+			int nfds;
 			char t = recv_cgroup(fds, &nfds);
 			if (t != 'G')
 				fail(0, "unexpected message '%c' while waiting for the cgroup", t);
-			for (int i = 0; i < nfds; i++) {
-				if (write(fds[i], "0", 1) != 1)
-					fail(errno, "join cgroup");
-				close(fds[i]);
-			}
+			if (join_cgroups(fds, nfds) < 0)
+				fail(errno, "join cgroup");
 			trace("in cgroup");
 			if ((r.bits & B_CGROUPNS) && unshare(CLONE_NEWCGROUP) < 0)
 				fail(errno, "create cgroup namespace");
 			break;
 		}
 		case OP_HOOKS: {
-			sendmsg_c('H', NULL, 0);
+			initsock_send(sock, 'H', NULL, 0);
 			char b;
-			recvall(&b, 1);
+			initsock_read(sock, &b, 1);
 			if (b != 'h')
 				fail(0, "runtime hooks failed");
 			break;
@@ -1093,7 +1007,7 @@ void berth_cinit(int sockfd, const char *plan, size_t len) {
 			close_from((int)from, fifo, sock);
 			devnull = -1;
 			trace("ready");
-			sendmsg_c('R', NULL, 0);
+			initsock_send(sock, 'R', NULL, 0);
 			close(sock);
 			sock = -1;
 			char b;

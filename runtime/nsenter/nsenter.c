@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cinit.h"
+#include "initsock.h"
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
@@ -35,7 +36,6 @@
 #endif
 
 #define MAX_JOINS 16
-#define MAX_CGROUP_FDS 32
 #define MAX_MSG (64 * 1024)
 
 // Messages to the parent: one type byte, a 4-byte little-endian length, payload.
@@ -46,29 +46,6 @@
 static int pipefd = -1;
 
 #define MAX_PLAN (64 * 1024 * 1024)
-
-static void writeall(const void *buf, size_t n) {
-	const char *p = buf;
-	while (n > 0) {
-		ssize_t w = write(pipefd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			_exit(1);
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-static void sendmsg_(char type, const void *payload, uint32_t len) {
-	char hdr[5];
-	hdr[0] = type;
-	memcpy(hdr + 1, &len, 4);
-	writeall(hdr, 5);
-	if (len)
-		writeall(payload, len);
-}
 
 static void bail(const char *fmt, ...) {
 	char buf[1024];
@@ -81,50 +58,8 @@ static void bail(const char *fmt, ...) {
 		n = 0;
 	if (saved)
 		n += snprintf(buf + n, sizeof(buf) - (size_t)n, ": %s", strerror(saved));
-	sendmsg_(MSG_ERR, buf, (uint32_t)n);
+	initsock_send(pipefd, MSG_ERR, buf, (uint32_t)n);
 	_exit(1);
-}
-
-static void readall(void *buf, size_t n) {
-	char *p = buf;
-	while (n > 0) {
-		ssize_t r = read(pipefd, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			_exit(1); // parent went away: nothing to report to
-		p += r;
-		n -= (size_t)r;
-	}
-}
-
-// recvlen reads the 4-byte message length and any descriptors sent with it.
-static int recvlen(uint32_t *len, int *fds) {
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * MAX_CGROUP_FDS)];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = {.iov_base = len, .iov_len = 4};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
-	ssize_t r;
-	do
-		r = recvmsg(pipefd, &mh, MSG_CMSG_CLOEXEC);
-	while (r < 0 && errno == EINTR);
-	if (r <= 0)
-		_exit(1); // parent went away
-	int n = 0;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		int cnt = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		for (int i = 0; i < cnt && n < MAX_CGROUP_FDS; i++)
-			memcpy(&fds[n++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-	}
-	if (mh.msg_flags & MSG_CTRUNC)
-		bail("too many cgroup files");
-	if (r < 4)
-		readall((char *)len + r, 4 - (size_t)r);
-	return n;
 }
 
 // run_cinit reads the plan ('X' message) and runs the C init; it never
@@ -132,14 +67,14 @@ static int recvlen(uint32_t *len, int *fds) {
 static void run_cinit(void) {
 	char hdr[5];
 	uint32_t n;
-	readall(hdr, 5);
+	initsock_read(pipefd, hdr, 5);
 	memcpy(&n, hdr + 1, 4);
 	if (hdr[0] != 'X' || n > MAX_PLAN)
 		bail("expected the init plan");
 	char *plan = malloc(n ? n : 1);
 	if (!plan)
 		bail("malloc");
-	readall(plan, n);
+	initsock_read(pipefd, plan, n);
 	berth_cinit(pipefd, plan, n);
 }
 
@@ -193,25 +128,24 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 	// The length comes with the cgroup "tasks" files to join, if any
 	// (SCM_RIGHTS on the first bytes of the stream).
 	uint32_t len;
-	int cgfds[MAX_CGROUP_FDS];
-	int ncgfds = recvlen(&len, cgfds);
+	int cgfds[INITSOCK_MAX_FDS];
+	int ncgfds = initsock_recv_fds(pipefd, &len, 4, cgfds);
+	if (ncgfds < 0)
+		bail("too many cgroup files");
 	// Join the container's cgroups first, still single-threaded and in
 	// the host's namespaces: writing "0" to a v1 tasks file moves only
 	// this thread (so, now, the whole process) and spares the kernel's
 	// global threadgroup lock and the RCU grace period its writers wait
 	// for. Everything this process forks or the Go runtime starts later
 	// is born in the cgroups.
-	for (int i = 0; i < ncgfds; i++) {
-		if (write(cgfds[i], "0", 1) != 1)
-			bail("join cgroup");
-		close(cgfds[i]);
-	}
+	if (join_cgroups(cgfds, ncgfds) < 0)
+		bail("join cgroup");
 	if (len == 0 || len > MAX_MSG)
 		bail("bad nsenter message length %u", len);
 	char *msg = malloc(len + 1);
 	if (!msg)
 		bail("malloc");
-	readall(msg, len);
+	initsock_read(pipefd, msg, len);
 	msg[len] = '\0';
 
 	// Lines: "clone <hex>", "join <hex> <path>", "timens <offsets line>", "fork".
@@ -284,9 +218,9 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 		if (unshare(CLONE_NEWUSER) < 0)
 			bail("create user namespace");
 		// The parent writes uid_map and gid_map for us, then answers.
-		sendmsg_(MSG_USERNS, NULL, 0);
+		initsock_send(pipefd, MSG_USERNS, NULL, 0);
 		char ack;
-		readall(&ack, 1);
+		initsock_read(pipefd, &ack, 1);
 		if (ack != 'u')
 			_exit(1);
 		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
@@ -323,7 +257,7 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 			bail("clone container init");
 		if (child > 0) {
 			pid = (int32_t)child;
-			sendmsg_(MSG_PID, &pid, 4);
+			initsock_send(pipefd, MSG_PID, &pid, 4);
 			_exit(0);
 		}
 		// Child: continue into the Go runtime, as the container's init,
@@ -333,7 +267,7 @@ __attribute__((constructor)) static void berth_nsenter(void) {
 			run_cinit();
 		return;
 	}
-	sendmsg_(MSG_PID, &pid, 4);
+	initsock_send(pipefd, MSG_PID, &pid, 4);
 	free(msg);
 	if (cinit)
 		run_cinit();
