@@ -8,9 +8,11 @@
 //	l/<link>                -> ../snapshots/<id>/fs, for each committed snapshot
 //
 // A committed snapshot is a lower layer; an active one is an upper
-// directory over its parent's chain. The lowerdir option names each layer
-// by its short l/ link (10 characters), as Docker's overlay2 does, so that
-// the Mount values this driver returns stay compact and readable.
+// directory over its parent's chain (so Usage, the disk use of
+// snapshots/<id>/fs, counts that layer or upper directory alone). The
+// lowerdir option names each layer by its short l/ link (10 characters),
+// as Docker's overlay2 does, so that the Mount values this driver returns
+// stay compact and readable.
 //
 // Long chains: mount(2) takes at most one page of options, which a chain
 // of 128 layers under a long root path exceeds even with short names.
@@ -37,7 +39,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -47,8 +48,10 @@ import (
 )
 
 // Snapshotter is the overlayfs snapshotter. It implements
-// snapshot.Snapshotter.
+// snapshot.Snapshotter; Stat, Mounts, Commit, Remove, Walk, Usage and
+// Close are the shared store.Snapshots'.
 type Snapshotter struct {
+	store.Snapshots
 	st *store.Store
 }
 
@@ -71,6 +74,7 @@ func New(root string) (*Snapshotter, error) {
 		return nil, fmt.Errorf("create overlay link directory: %w", err)
 	}
 	s := &Snapshotter{st: st}
+	s.Snapshots = store.NewSnapshots(st, store.Layout{Mounts: s.mounts, Link: s.link, Unlink: s.unlink})
 	if err := s.Cleanup(); err != nil {
 		return nil, err
 	}
@@ -120,26 +124,6 @@ func (s *Snapshotter) Cleanup() error {
 	})
 }
 
-func checkKey(key string) error {
-	if key == "" || strings.ContainsRune(key, 0) {
-		return fmt.Errorf("invalid snapshot key %q", key)
-	}
-	return nil
-}
-
-func (s *Snapshotter) fs(id string) string { return filepath.Join(s.st.Dir(id), "fs") }
-
-// Stat returns the snapshot key's Info.
-func (s *Snapshotter) Stat(key string) (snapshot.Info, error) {
-	var info snapshot.Info
-	err := s.st.View(func(tx *store.Tx) error {
-		r, err := tx.Get(key)
-		info = r.Info()
-		return err
-	})
-	return info, err
-}
-
 // Prepare makes the active snapshot key on top of parent.
 func (s *Snapshotter) Prepare(key, parent string, labels map[string]string) ([]snapshot.Mount, error) {
 	return s.create(snapshot.KindActive, key, parent, labels)
@@ -151,7 +135,7 @@ func (s *Snapshotter) View(key, parent string, labels map[string]string) ([]snap
 }
 
 func (s *Snapshotter) create(kind snapshot.Kind, key, parent string, labels map[string]string) ([]snapshot.Mount, error) {
-	if err := checkKey(key); err != nil {
+	if err := store.CheckKey(key); err != nil {
 		return nil, err
 	}
 	tmp, err := s.st.NewTemp()
@@ -168,37 +152,18 @@ func (s *Snapshotter) create(kind snapshot.Kind, key, parent string, labels map[
 		}
 	}
 	store.Crash("populated")
-	var mounts []snapshot.Mount
-	err = s.st.Update(func(tx *store.Tx) error {
-		if tx.Exists(key) {
-			return fmt.Errorf("snapshot %q: %w", key, snapshot.ErrExists)
-		}
-		chain, err := tx.ParentChain(parent)
-		if err != nil {
-			return fmt.Errorf("snapshot %q: %w", key, err)
-		}
+	r, chain, err := s.st.Add(tmp, store.Record{Key: key, Parent: parent, Kind: kind, Labels: labels}, func(chain []store.Record) error {
 		if kind == snapshot.KindActive && len(chain) > 0 {
 			// The container's root directory is the upper's: give it
 			// the owner and mode of the parent's.
-			if err := copyRootMeta(s.fs(chain[0].ID), filepath.Join(tmp.Path, "fs")); err != nil {
-				return fmt.Errorf("snapshot %q: %w", key, err)
-			}
+			return copyRootMeta(s.st.FS(chain[0].ID), filepath.Join(tmp.Path, "fs"))
 		}
-		r := store.Record{Key: key, ID: store.NewID(16), Parent: parent, Kind: kind, Labels: labels, Created: time.Now().UTC()}
-		if err := tx.Put(r); err != nil {
-			return err
-		}
-		if err := tmp.Place(tx, r.ID); err != nil {
-			return err
-		}
-		mounts = s.mounts(r, chain)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	store.Crash("prepared")
-	return mounts, nil
+	return s.mounts(r, chain), nil
 }
 
 func copyRootMeta(from, to string) error {
@@ -221,9 +186,9 @@ func (s *Snapshotter) mounts(r store.Record, lowers []store.Record) []snapshot.M
 		if r.Kind == snapshot.KindView {
 			opt = "ro"
 		}
-		return []snapshot.Mount{{Type: "bind", Source: s.fs(r.ID), Options: []string{"bind", opt}}}
+		return []snapshot.Mount{{Type: "bind", Source: s.st.FS(r.ID), Options: []string{"bind", opt}}}
 	case r.Kind == snapshot.KindView && len(lowers) == 1:
-		return []snapshot.Mount{{Type: "bind", Source: s.fs(lowers[0].ID), Options: []string{"bind", "ro"}}}
+		return []snapshot.Mount{{Type: "bind", Source: s.st.FS(lowers[0].ID), Options: []string{"bind", "ro"}}}
 	}
 	links := make([]string, len(lowers))
 	for i, l := range lowers {
@@ -233,60 +198,10 @@ func (s *Snapshotter) mounts(r store.Record, lowers []store.Record) []snapshot.M
 	if r.Kind == snapshot.KindView {
 		opts = append(opts, "ro")
 	} else {
-		opts = append(opts, "upperdir="+s.fs(r.ID), "workdir="+filepath.Join(s.st.Dir(r.ID), "work"))
+		opts = append(opts, "upperdir="+s.st.FS(r.ID), "workdir="+filepath.Join(s.st.Dir(r.ID), "work"))
 	}
 	opts = append(opts, "lowerdir="+strings.Join(links, ":"))
 	return []snapshot.Mount{{Type: "overlay", Source: "overlay", Options: opts}}
-}
-
-// Mounts returns the mounts of the active snapshot or view key.
-func (s *Snapshotter) Mounts(key string) ([]snapshot.Mount, error) {
-	var mounts []snapshot.Mount
-	err := s.st.View(func(tx *store.Tx) error {
-		chain, err := tx.Chain(key)
-		if err != nil {
-			return err
-		}
-		if chain[0].Kind == snapshot.KindCommitted {
-			return fmt.Errorf("snapshot %q is committed: make a view or an active snapshot of it to mount it", key)
-		}
-		mounts = s.mounts(chain[0], chain[1:])
-		return nil
-	})
-	return mounts, err
-}
-
-// Commit turns the active snapshot key into the committed snapshot name.
-func (s *Snapshotter) Commit(name, key string, labels map[string]string) error {
-	if err := checkKey(name); err != nil {
-		return err
-	}
-	return s.st.Update(func(tx *store.Tx) error {
-		r, err := tx.Get(key)
-		if err != nil {
-			return err
-		}
-		if r.Kind != snapshot.KindActive {
-			return fmt.Errorf("commit %q: it is a %s snapshot, not active", key, r.Kind)
-		}
-		if tx.Exists(name) {
-			return fmt.Errorf("commit %q as %q: %w", key, name, snapshot.ErrExists)
-		}
-		if _, err := tx.Delete(key); err != nil {
-			return err
-		}
-		link, err := s.link(r.ID)
-		if err != nil {
-			return fmt.Errorf("commit %q: %w", key, err)
-		}
-		tx.OnRollback(func() { os.Remove(filepath.Join(s.st.Root(), "l", link)) })
-		r.Key, r.Kind, r.Labels, r.Link, r.Created = name, snapshot.KindCommitted, labels, link, time.Now().UTC()
-		if err := tx.Put(r); err != nil {
-			return err
-		}
-		store.Crash("commit-recorded")
-		return nil
-	})
 }
 
 // link makes a new short l/ link to the tree of snapshot id.
@@ -304,92 +219,28 @@ func (s *Snapshotter) link(id string) (string, error) {
 	return "", errors.New("link layer: no free short name")
 }
 
-// Remove deletes the snapshot key; it fails with ErrInUse while key has
-// children. An active snapshot must be unmounted first.
-func (s *Snapshotter) Remove(key string) error {
-	var del func()
-	err := s.st.Update(func(tx *store.Tx) error {
-		r, err := tx.Delete(key)
-		if err != nil {
-			return fmt.Errorf("remove: %w", err)
-		}
-		tx.OnCommit(func() {
-			if r.Link != "" {
-				os.Remove(filepath.Join(s.st.Root(), "l", r.Link))
-			}
-			del = s.st.Forget(r.ID)
-		})
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	store.Crash("removed")
-	del()
-	return nil
-}
-
-// Walk calls fn for every snapshot (the store is not locked meanwhile).
-func (s *Snapshotter) Walk(fn func(snapshot.Info) error) error {
-	var recs []store.Record
-	if err := s.st.View(func(tx *store.Tx) (err error) {
-		recs, err = tx.All()
-		return err
-	}); err != nil {
-		return err
-	}
-	for _, r := range recs {
-		if err := fn(r.Info()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *Snapshotter) get(key string) (store.Record, error) {
-	var r store.Record
-	err := s.st.View(func(tx *store.Tx) (err error) {
-		r, err = tx.Get(key)
-		return err
-	})
-	return r, err
-}
-
-// Usage returns the disk use of key's own tree (its upper directory or
-// layer, not its parents').
-func (s *Snapshotter) Usage(key string) (snapshot.Usage, error) {
-	r, err := s.get(key)
-	if err != nil {
-		return snapshot.Usage{}, err
-	}
-	return store.DiskUsage(s.fs(r.ID))
-}
+// unlink removes the l/ link name.
+func (s *Snapshotter) unlink(name string) { os.Remove(filepath.Join(s.st.Root(), "l", name)) }
 
 // ApplyDir returns the upper directory of the active snapshot key, which
 // takes overlayfs whiteouts.
 func (s *Snapshotter) ApplyDir(key string) (string, bool, error) {
-	r, err := s.get(key)
+	dir, err := s.st.ApplyDir(key)
 	if err != nil {
 		return "", false, err
 	}
-	if r.Kind != snapshot.KindActive {
-		return "", false, fmt.Errorf("apply into %q: it is a %s snapshot, not active", key, r.Kind)
-	}
-	return s.fs(r.ID), true, nil
+	return dir, true, nil
 }
 
 // Diff writes the changes of the active (or committed) snapshot key
 // against its parent: its upper directory, as an OCI layer tar.
 func (s *Snapshotter) Diff(key string, w io.Writer) error {
-	r, err := s.get(key)
+	r, err := s.st.Get(key)
 	if err != nil {
 		return err
 	}
 	if r.Kind == snapshot.KindView {
 		return fmt.Errorf("diff %q: a view has no changes", key)
 	}
-	return archive.WriteOverlayDiff(w, s.fs(r.ID), archive.DiffOptions{})
+	return archive.WriteOverlayDiff(w, s.st.FS(r.ID), archive.DiffOptions{})
 }
-
-// Close releases the store (the database is only open during operations).
-func (s *Snapshotter) Close() error { return nil }

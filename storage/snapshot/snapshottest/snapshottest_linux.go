@@ -30,10 +30,19 @@ import (
 
 // Run runs the conformance suite against the snapshotters that
 // newSnapshotter makes (one per subtest, on a fresh root directory; it may
-// be called again on the same root, as another process would).
-func Run(t *testing.T, newSnapshotter func(t *testing.T, root string) snapshot.Snapshotter) {
+// be called again on the same root, as another process would). A driver's
+// New is newSnapshotter, as for Benchmark.
+func Run(t *testing.T, newSnapshotter func(root string) (snapshot.Snapshotter, error)) {
+	mustNew := func(t *testing.T, root string) snapshot.Snapshotter {
+		t.Helper()
+		s, err := newSnapshotter(root)
+		if err != nil {
+			t.Fatalf("new snapshotter: %v", err)
+		}
+		return s
+	}
 	if os.Getenv(envCrash) != "" {
-		crashChild(t, newSnapshotter)
+		crashChild(t, mustNew)
 		return
 	}
 	requireRoot(t)
@@ -53,9 +62,9 @@ func Run(t *testing.T, newSnapshotter func(t *testing.T, root string) snapshot.S
 		{"LayersImage", testLayersImage},
 		{"IDMapped", testIDMapped},
 	} {
-		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newHarness(t, newSnapshotter)) })
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newHarness(t, mustNew)) })
 	}
-	t.Run("Crash", func(t *testing.T) { testCrash(t, newSnapshotter) })
+	t.Run("Crash", func(t *testing.T) { testCrash(t, mustNew) })
 }
 
 // The three layers most subtests stack.

@@ -11,20 +11,11 @@ import (
 	"github.com/berth-project/berth/storage/snapshot/snapshottest"
 )
 
-func newSnapshotter(t *testing.T, root string) snapshot.Snapshotter {
-	t.Helper()
-	s, err := New(root)
-	if err != nil {
-		t.Fatalf("new vfs snapshotter: %v", err)
-	}
-	return s
-}
+func newSnapshotter(root string) (snapshot.Snapshotter, error) { return New(root) }
 
 func TestVFS(t *testing.T) { snapshottest.Run(t, newSnapshotter) }
 
-func BenchmarkContainerRootfs(b *testing.B) {
-	snapshottest.Benchmark(b, func(root string) (snapshot.Snapshotter, error) { return New(root) })
-}
+func BenchmarkContainerRootfs(b *testing.B) { snapshottest.Benchmark(b, newSnapshotter) }
 
 // The vfs tree takes plain removals, and a base layer's Diff is the whole
 // tree.

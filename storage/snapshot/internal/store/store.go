@@ -4,6 +4,10 @@
 // protocol that keeps the two consistent when many berth processes use
 // one root at once and any of them may be killed at any moment.
 //
+// Snapshots, which the drivers embed, is the part of snapshot.Snapshotter
+// that is the same in every driver (Stat, Mounts, Commit, Remove, Walk,
+// Usage, Close); Store.Add records a snapshot a driver has built.
+//
 // # Concurrency
 //
 // The bbolt database (<root>/metadata.db) is opened for each operation and
