@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -100,88 +99,29 @@ func autoDecompress(r io.Reader) (io.ReadCloser, compression, error) {
 	return newReadahead(d), c, nil
 }
 
-const (
-	readaheadChunk = 1 << 20
-	readaheadDepth = 4
-)
+// readaheadDepth is how many chunks (of pipeBufSize) are read ahead.
+const readaheadDepth = 5
 
 // readahead reads src in a goroutine, up to readaheadDepth chunks ahead.
 type readahead struct {
+	*asyncPipe
 	src  io.ReadCloser
-	full chan []byte
-	free chan []byte
-	stop chan struct{}
-	wg   sync.WaitGroup
-	err  error // set by the goroutine before it closes full
-	cur  []byte
-	buf  []byte // the chunk cur is a slice of, returned to free when used up
-	once sync.Once
+	done chan struct{}
 }
 
 func newReadahead(src io.ReadCloser) *readahead {
-	ra := &readahead{
-		src:  src,
-		full: make(chan []byte, readaheadDepth),
-		free: make(chan []byte, readaheadDepth+1),
-		stop: make(chan struct{}),
-	}
-	for i := 0; i < readaheadDepth+1; i++ {
-		ra.free <- make([]byte, readaheadChunk)
-	}
-	ra.wg.Add(1)
-	go ra.fill()
+	ra := &readahead{asyncPipe: newAsyncPipe(readaheadDepth), src: src, done: make(chan struct{})}
+	go func() {
+		defer close(ra.done)
+		_, err := ra.ReadFrom(src)
+		ra.CloseWithError(err)
+	}()
 	return ra
 }
 
-func (ra *readahead) fill() {
-	defer ra.wg.Done()
-	defer close(ra.full)
-	for {
-		var buf []byte
-		select {
-		case buf = <-ra.free:
-		case <-ra.stop:
-			return
-		}
-		n, err := io.ReadFull(ra.src, buf)
-		if n > 0 {
-			select {
-			case ra.full <- buf[:n]:
-			case <-ra.stop:
-				return
-			}
-		}
-		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				err = io.EOF
-			}
-			ra.err = err
-			return
-		}
-	}
-}
-
-func (ra *readahead) Read(p []byte) (int, error) {
-	for len(ra.cur) == 0 {
-		if ra.buf != nil {
-			ra.free <- ra.buf[:cap(ra.buf)]
-			ra.buf = nil
-		}
-		b, ok := <-ra.full
-		if !ok {
-			return 0, ra.err
-		}
-		ra.buf, ra.cur = b, b
-	}
-	n := copy(p, ra.cur)
-	ra.cur = ra.cur[n:]
-	return n, nil
-}
-
+// Close stops the read-ahead and closes src.
 func (ra *readahead) Close() error {
-	ra.once.Do(func() {
-		close(ra.stop)
-		ra.wg.Wait()
-	})
+	ra.stopReading()
+	<-ra.done
 	return ra.src.Close()
 }
