@@ -437,13 +437,10 @@ func rmiCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			failed := false
-			for _, ref := range args {
+			return eachArg(args, func(_ int, ref string) error {
 				items, err := be.images.Remove(cmd.Context(), ref, force)
 				if err != nil {
-					fmt.Fprintln(os.Stderr, "Error response from daemon:", err)
-					failed = true
-					continue
+					return err
 				}
 				for _, it := range items {
 					if it.Untagged != "" {
@@ -453,11 +450,8 @@ func rmiCmd(g *globals) *cobra.Command {
 						fmt.Println("Deleted:", it.Deleted)
 					}
 				}
-			}
-			if failed {
-				return exitCode(1, nil)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force removal of the image")

@@ -102,19 +102,9 @@ func volumeCmd(g *globals) *cobra.Command {
 	}
 	inspect.Flags().StringVarP(&iformat, "format", "f", "", "Format output using a custom template")
 	var force bool
-	rm := &cobra.Command{
-		Use:     "rm [OPTIONS] VOLUME [VOLUME...]",
-		Aliases: []string{"remove"},
-		Short:   "Remove one or more volumes",
-		Args:    cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
-				return err
-			}
-			return forEach(args, func(n string) error { return e.VolumeRemove(n, force) })
-		},
-	}
+	rm := eachCmd(g, "rm [OPTIONS] VOLUME [VOLUME...]", "Remove one or more volumes", false,
+		func(_ *cobra.Command, e *engine.Engine, n string) error { return e.VolumeRemove(n, force) })
+	rm.Aliases = []string{"remove"}
 	rm.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of one or more volumes")
 	var all bool
 	prune := &cobra.Command{
@@ -431,5 +421,3 @@ func dirSizeOf(dir string) int64 {
 	walk(dir)
 	return n
 }
-
-var _ = engine.ShortID
