@@ -798,26 +798,9 @@ func exportCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "" {
-				if term.IsTerminal(int(os.Stdout.Fd())) {
-					return exitCode(1, errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect"))
-				}
-				return e.Export(cmd.Context(), args[0], os.Stdout)
-			}
-			tmp, err := os.CreateTemp(filepath.Dir(output), ".berth-export-*")
-			if err != nil {
-				return err
-			}
-			defer os.Remove(tmp.Name())
-			if err := e.Export(cmd.Context(), args[0], tmp); err != nil {
-				tmp.Close()
-				return err
-			}
-			if err := tmp.Close(); err != nil {
-				return err
-			}
-			os.Chmod(tmp.Name(), 0o644)
-			return os.Rename(tmp.Name(), output)
+			return writeArchive(output, ".berth-export-*", func(w io.Writer) error {
+				return e.Export(cmd.Context(), args[0], w)
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")

@@ -40,6 +40,33 @@ func sourceDB(g *globals) registry.SourceDB {
 
 func isTTY(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
+// writeArchive has write write an archive (save, export) to the file
+// output or, with none, to stdout unless that is a terminal. A file is
+// written next to its name (tmpPattern, as os.CreateTemp takes) and
+// renamed: no half-written archive is ever left under the name.
+func writeArchive(output, tmpPattern string, write func(io.Writer) error) error {
+	if output == "" {
+		if isTTY(os.Stdout) {
+			return exitCode(1, errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect"))
+		}
+		return write(os.Stdout)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(output), tmpPattern)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	os.Chmod(tmp.Name(), 0o644)
+	return os.Rename(tmp.Name(), output)
+}
+
 // ociSource splits "oci:DIR:REF" (an OCI image layout directory and the
 // ref.name of an image in it); DIR is the longest prefix that is a layout.
 func ociSource(s string) (dir, ref string, ok bool, err error) {
@@ -555,29 +582,9 @@ func saveCmd(g *globals) *cobra.Command {
 				}
 				items = append(items, archive.SaveItem{Names: names, Manifest: img.Manifest})
 			}
-			var w io.Writer = os.Stdout
-			if output == "" {
-				if isTTY(os.Stdout) {
-					return exitCode(1, errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect"))
-				}
+			return writeArchive(output, ".berth-save-*", func(w io.Writer) error {
 				return archive.Save(ctx, w, be.images.Content(), items, fmtv)
-			}
-			// Write next to the target and rename: no half-written archive
-			// is ever left under the name.
-			tmp, err := os.CreateTemp(filepath.Dir(output), ".berth-save-*")
-			if err != nil {
-				return err
-			}
-			defer os.Remove(tmp.Name())
-			if err := archive.Save(ctx, tmp, be.images.Content(), items, fmtv); err != nil {
-				tmp.Close()
-				return err
-			}
-			if err := tmp.Close(); err != nil {
-				return err
-			}
-			os.Chmod(tmp.Name(), 0o644)
-			return os.Rename(tmp.Name(), output)
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
