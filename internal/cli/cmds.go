@@ -46,6 +46,18 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("invalid time %q: want RFC 3339, a Unix timestamp or a duration such as 10m", s)
 }
 
+// parseSinceUntil parses --since and --until (parseTime); a bad one is a
+// usage error (125).
+func parseSinceUntil(since, until string) (s, u time.Time, err error) {
+	if s, err = parseTime(since); err != nil {
+		return s, u, exitCode(125, err)
+	}
+	if u, err = parseTime(until); err != nil {
+		return s, u, exitCode(125, err)
+	}
+	return s, u, nil
+}
+
 func logsCmd(g *globals) *cobra.Command {
 	var follow, timestamps bool
 	var tail, since, until string
@@ -62,13 +74,9 @@ func logsCmd(g *globals) *cobra.Command {
 				}
 				n = v
 			}
-			s, err := parseTime(since)
+			s, u, err := parseSinceUntil(since, until)
 			if err != nil {
-				return exitCode(125, err)
-			}
-			u, err := parseTime(until)
-			if err != nil {
-				return exitCode(125, err)
+				return err
 			}
 			e, err := g.engine()
 			if err != nil {
@@ -856,13 +864,9 @@ func eventsCmd(g *globals) *cobra.Command {
 		Short: "Get real time events from berth",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := parseTime(since)
+			s, u, err := parseSinceUntil(since, until)
 			if err != nil {
-				return exitCode(125, err)
-			}
-			u, err := parseTime(until)
-			if err != nil {
-				return exitCode(125, err)
+				return err
 			}
 			f, err := parseFilters(filterList)
 			if err != nil {
