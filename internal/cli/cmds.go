@@ -816,42 +816,35 @@ func exportCmd(g *globals) *cobra.Command {
 }
 
 func containerPruneCmd(g *globals) *cobra.Command {
-	var force bool
 	var filterList []string
-	cmd := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove all stopped containers",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
-				return err
+	cmd := pruneCmd("Remove all stopped containers", func(cmd *cobra.Command) error {
+		e, err := g.engine()
+		if err != nil {
+			return err
+		}
+		f, err := parseFilters(filterList)
+		if err != nil {
+			return exitCode(125, err)
+		}
+		cs, err := e.List()
+		if err != nil {
+			return err
+		}
+		var space int64
+		fmt.Println("Deleted Containers:")
+		for _, c := range cs {
+			if c.State.Running() || c.State.Status == "starting" || !labelMatch(f, c.Config.Labels) {
+				continue
 			}
-			f, err := parseFilters(filterList)
-			if err != nil {
-				return exitCode(125, err)
+			u, _ := e.Usage(c)
+			if err := e.Remove(cmd.Context(), c.ID, false, false); err == nil {
+				fmt.Println(c.ID)
+				space += u
 			}
-			cs, err := e.List()
-			if err != nil {
-				return err
-			}
-			var space int64
-			fmt.Println("Deleted Containers:")
-			for _, c := range cs {
-				if c.State.Running() || c.State.Status == "starting" || !labelMatch(f, c.Config.Labels) {
-					continue
-				}
-				u, _ := e.Usage(c)
-				if err := e.Remove(cmd.Context(), c.ID, false, false); err == nil {
-					fmt.Println(c.ID)
-					space += u
-				}
-			}
-			fmt.Println("\nTotal reclaimed space:", humanSize(space))
-			return nil
-		},
-	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+		}
+		fmt.Println("\nTotal reclaimed space:", humanSize(space))
+		return nil
+	})
 	cmd.Flags().StringArrayVar(&filterList, "filter", nil, "Provide filter values (e.g. 'label=<key>=<value>')")
 	return cmd
 }

@@ -718,38 +718,32 @@ func importCmd(g *globals) *cobra.Command {
 }
 
 func imagePruneCmd(g *globals) *cobra.Command {
-	var all, force bool
-	cmd := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove unused images",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			be, err := g.backend()
-			if err != nil {
-				return err
-			}
-			rep, err := be.images.Prune(cmd.Context(), all)
-			if err != nil {
-				return err
-			}
-			if len(rep.Items) > 0 {
-				fmt.Println("Deleted Images:")
-				for _, it := range rep.Items {
-					if it.Untagged != "" {
-						fmt.Println("untagged:", it.Untagged)
-					}
-					if it.Deleted != "" {
-						fmt.Println("deleted:", it.Deleted)
-					}
+	var all bool
+	cmd := pruneCmd("Remove unused images", func(cmd *cobra.Command) error {
+		be, err := g.backend()
+		if err != nil {
+			return err
+		}
+		rep, err := be.images.Prune(cmd.Context(), all)
+		if err != nil {
+			return err
+		}
+		if len(rep.Items) > 0 {
+			fmt.Println("Deleted Images:")
+			for _, it := range rep.Items {
+				if it.Untagged != "" {
+					fmt.Println("untagged:", it.Untagged)
 				}
-				fmt.Println()
+				if it.Deleted != "" {
+					fmt.Println("deleted:", it.Deleted)
+				}
 			}
-			fmt.Println("Total reclaimed space:", humanSize(rep.SpaceReclaimed))
-			return nil
-		},
-	}
+			fmt.Println()
+		}
+		fmt.Println("Total reclaimed space:", humanSize(rep.SpaceReclaimed))
+		return nil
+	})
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused images, not just dangling ones")
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	return exit1(cmd)
 }
 

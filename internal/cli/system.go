@@ -107,34 +107,41 @@ func volumeCmd(g *globals) *cobra.Command {
 	rm.Aliases = []string{"remove"}
 	rm.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of one or more volumes")
 	var all bool
-	prune := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove unused local volumes",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
-				return err
+	prune := pruneCmd("Remove unused local volumes", func(cmd *cobra.Command) error {
+		e, err := g.engine()
+		if err != nil {
+			return err
+		}
+		removed, space, err := e.VolumePrune(all)
+		if err != nil {
+			return err
+		}
+		if len(removed) > 0 {
+			fmt.Println("Deleted Volumes:")
+			for _, n := range removed {
+				fmt.Println(n)
 			}
-			removed, space, err := e.VolumePrune(all)
-			if err != nil {
-				return err
-			}
-			if len(removed) > 0 {
-				fmt.Println("Deleted Volumes:")
-				for _, n := range removed {
-					fmt.Println(n)
-				}
-				fmt.Println()
-			}
-			fmt.Println("Total reclaimed space:", humanSize(space))
-			return nil
-		},
-	}
+			fmt.Println()
+		}
+		fmt.Println("Total reclaimed space:", humanSize(space))
+		return nil
+	})
 	prune.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused volumes, not just anonymous ones")
-	prune.Flags().BoolP("force", "f", false, "Do not prompt for confirmation")
 	c.AddCommand(create, ls, inspect, rm, prune)
 	return c
+}
+
+// pruneCmd is a `prune` command: no arguments, and -f/--force, taken as
+// Docker's (berth never prompts).
+func pruneCmd(short string, run func(cmd *cobra.Command) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return run(cmd) },
+	}
+	cmd.Flags().BoolP("force", "f", false, "Do not prompt for confirmation")
+	return cmd
 }
 
 func optMap(list []string) map[string]string {
@@ -303,19 +310,13 @@ func systemCmd(g *globals) *cobra.Command {
 				"table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}")
 		},
 	}
-	prune := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove unused data",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := containerPruneCmd(g).RunE(cmd, nil); err != nil {
-				return err
-			}
-			return imagePruneCmd(g).RunE(cmd, nil)
-		},
-	}
+	prune := pruneCmd("Remove unused data", func(cmd *cobra.Command) error {
+		if err := containerPruneCmd(g).RunE(cmd, nil); err != nil {
+			return err
+		}
+		return imagePruneCmd(g).RunE(cmd, nil)
+	})
 	prune.Flags().BoolP("all", "a", false, "Remove all unused images not just dangling ones")
-	prune.Flags().BoolP("force", "f", false, "Do not prompt for confirmation")
 	var force bool
 	reset := &cobra.Command{
 		Use:   "reset [OPTIONS]",
