@@ -22,6 +22,7 @@ import (
 
 	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/progress"
 	"github.com/berth-project/berth/storage/archive"
 )
 
@@ -517,7 +518,7 @@ func statRows(e *engine.Engine, refs []string, prev map[string]cpuSample, noTrun
 				}
 			}
 			usage := st.Memory.Usage.Usage
-			r.MemUsage = humanBin(usage) + " / " + humanBin(limit)
+			r.MemUsage = progress.BinarySize(usage) + " / " + progress.BinarySize(limit)
 			if limit > 0 {
 				r.MemPerc = fmt.Sprintf("%.2f%%", float64(usage)/float64(limit)*100)
 			}
@@ -526,20 +527,6 @@ func statRows(e *engine.Engine, refs []string, prev map[string]cpuSample, noTrun
 		rows = append(rows, r)
 	}
 	return rows, nil
-}
-
-func humanBin(n uint64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	f := float64(n)
-	i := 0
-	for f >= 1024 && i < len(units)-1 {
-		f /= 1024
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%dB", n)
-	}
-	return fmt.Sprintf("%.4g%s", f, units[i])
 }
 
 func portCmd(g *globals) *cobra.Command {

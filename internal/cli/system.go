@@ -11,6 +11,7 @@ import (
 
 	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/progress"
 )
 
 func volumeCmd(g *globals) *cobra.Command {
@@ -230,7 +231,7 @@ func infoCmd(g *globals) *cobra.Command {
 			}
 			fmt.Printf("Containers: %d\n Running: %d\n Paused: %d\n Stopped: %d\nImages: %d\nServer Version: %s\nStorage Driver: %s\nLogging Driver: json-file\nCgroup Driver: cgroupfs\nCgroup Version: %s\nSecurity Options:\n seccomp\n  Profile: builtin\nKernel Version: %s\nOperating System: %s\nOSType: linux\nArchitecture: %s\nCPUs: %d\nTotal Memory: %s\nName: %s\nBerth Root Dir: %s\nRun Dir: %s\n",
 				len(cs), running, paused, stopped, len(imgs), Version, be.driver, cgv, info["KernelVersion"], info["OperatingSystem"], goruntime.GOARCH,
-				goruntime.NumCPU(), humanBin(si.Totalram*uint64(si.Unit)), host, be.eng.Root(), be.eng.RunDir())
+				goruntime.NumCPU(), progress.BinarySize(si.Totalram*uint64(si.Unit)), host, be.eng.Root(), be.eng.RunDir())
 			return nil
 		},
 	}
