@@ -811,7 +811,7 @@ func containerPruneCmd(g *globals) *cobra.Command {
 		}
 		f, err := parseFilters(filterList)
 		if err != nil {
-			return exitCode(125, err)
+			return err
 		}
 		cs, err := e.List()
 		if err != nil {
@@ -850,7 +850,7 @@ func eventsCmd(g *globals) *cobra.Command {
 			}
 			f, err := parseFilters(filterList)
 			if err != nil {
-				return exitCode(125, err)
+				return err
 			}
 			for k := range f {
 				switch k {

@@ -313,7 +313,7 @@ func psCmd(g *globals) *cobra.Command {
 			}
 			f, err := parseFilters(filters)
 			if err != nil {
-				return exitCode(125, err)
+				return err
 			}
 			var rows []any
 			for _, c := range cs {

@@ -361,7 +361,7 @@ func buildLikeImagesCmd(g *globals) *cobra.Command {
 			}
 			f, err := parseFilters(filterList)
 			if err != nil {
-				return exitCode(125, err)
+				return err
 			}
 			opts := image.ListOptions{}
 			for k, vals := range f {

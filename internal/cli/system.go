@@ -60,7 +60,7 @@ func volumeCmd(g *globals) *cobra.Command {
 			}
 			f, err := parseFilters(filterList)
 			if err != nil {
-				return exitCode(125, err)
+				return err
 			}
 			vols, err := e.VolumeList()
 			if err != nil {
