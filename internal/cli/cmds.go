@@ -22,6 +22,7 @@ import (
 
 	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/progress"
 	"github.com/berth-project/berth/storage/archive"
 )
 
@@ -46,6 +47,18 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("invalid time %q: want RFC 3339, a Unix timestamp or a duration such as 10m", s)
 }
 
+// parseSinceUntil parses --since and --until (parseTime); a bad one is a
+// usage error (125).
+func parseSinceUntil(since, until string) (s, u time.Time, err error) {
+	if s, err = parseTime(since); err != nil {
+		return s, u, exitCode(125, err)
+	}
+	if u, err = parseTime(until); err != nil {
+		return s, u, exitCode(125, err)
+	}
+	return s, u, nil
+}
+
 func logsCmd(g *globals) *cobra.Command {
 	var follow, timestamps bool
 	var tail, since, until string
@@ -62,13 +75,9 @@ func logsCmd(g *globals) *cobra.Command {
 				}
 				n = v
 			}
-			s, err := parseTime(since)
+			s, u, err := parseSinceUntil(since, until)
 			if err != nil {
-				return exitCode(125, err)
-			}
-			u, err := parseTime(until)
-			if err != nil {
-				return exitCode(125, err)
+				return err
 			}
 			e, err := g.engine()
 			if err != nil {
@@ -509,7 +518,7 @@ func statRows(e *engine.Engine, refs []string, prev map[string]cpuSample, noTrun
 				}
 			}
 			usage := st.Memory.Usage.Usage
-			r.MemUsage = humanBin(usage) + " / " + humanBin(limit)
+			r.MemUsage = progress.BinarySize(usage) + " / " + progress.BinarySize(limit)
 			if limit > 0 {
 				r.MemPerc = fmt.Sprintf("%.2f%%", float64(usage)/float64(limit)*100)
 			}
@@ -518,20 +527,6 @@ func statRows(e *engine.Engine, refs []string, prev map[string]cpuSample, noTrun
 		rows = append(rows, r)
 	}
 	return rows, nil
-}
-
-func humanBin(n uint64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	f := float64(n)
-	i := 0
-	for f >= 1024 && i < len(units)-1 {
-		f /= 1024
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%dB", n)
-	}
-	return fmt.Sprintf("%.4g%s", f, units[i])
 }
 
 func portCmd(g *globals) *cobra.Command {
@@ -798,26 +793,9 @@ func exportCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "" {
-				if term.IsTerminal(int(os.Stdout.Fd())) {
-					return exitCode(1, errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect"))
-				}
-				return e.Export(cmd.Context(), args[0], os.Stdout)
-			}
-			tmp, err := os.CreateTemp(filepath.Dir(output), ".berth-export-*")
-			if err != nil {
-				return err
-			}
-			defer os.Remove(tmp.Name())
-			if err := e.Export(cmd.Context(), args[0], tmp); err != nil {
-				tmp.Close()
-				return err
-			}
-			if err := tmp.Close(); err != nil {
-				return err
-			}
-			os.Chmod(tmp.Name(), 0o644)
-			return os.Rename(tmp.Name(), output)
+			return writeArchive(output, ".berth-export-*", func(w io.Writer) error {
+				return e.Export(cmd.Context(), args[0], w)
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
@@ -825,42 +803,35 @@ func exportCmd(g *globals) *cobra.Command {
 }
 
 func containerPruneCmd(g *globals) *cobra.Command {
-	var force bool
 	var filterList []string
-	cmd := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove all stopped containers",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
-				return err
+	cmd := pruneCmd("Remove all stopped containers", func(cmd *cobra.Command) error {
+		e, err := g.engine()
+		if err != nil {
+			return err
+		}
+		f, err := parseFilters(filterList)
+		if err != nil {
+			return err
+		}
+		cs, err := e.List()
+		if err != nil {
+			return err
+		}
+		var space int64
+		fmt.Println("Deleted Containers:")
+		for _, c := range cs {
+			if c.State.Running() || c.State.Status == "starting" || !labelMatch(f, c.Config.Labels) {
+				continue
 			}
-			f, err := parseFilters(filterList)
-			if err != nil {
-				return exitCode(125, err)
+			u, _ := e.Usage(c)
+			if err := e.Remove(cmd.Context(), c.ID, false, false); err == nil {
+				fmt.Println(c.ID)
+				space += u
 			}
-			cs, err := e.List()
-			if err != nil {
-				return err
-			}
-			var space int64
-			fmt.Println("Deleted Containers:")
-			for _, c := range cs {
-				if c.State.Running() || c.State.Status == "starting" || !labelMatch(f, c.Config.Labels) {
-					continue
-				}
-				u, _ := e.Usage(c)
-				if err := e.Remove(cmd.Context(), c.ID, false, false); err == nil {
-					fmt.Println(c.ID)
-					space += u
-				}
-			}
-			fmt.Println("\nTotal reclaimed space:", humanSize(space))
-			return nil
-		},
-	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+		}
+		fmt.Println("\nTotal reclaimed space:", humanSize(space))
+		return nil
+	})
 	cmd.Flags().StringArrayVar(&filterList, "filter", nil, "Provide filter values (e.g. 'label=<key>=<value>')")
 	return cmd
 }
@@ -873,17 +844,13 @@ func eventsCmd(g *globals) *cobra.Command {
 		Short: "Get real time events from berth",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := parseTime(since)
+			s, u, err := parseSinceUntil(since, until)
 			if err != nil {
-				return exitCode(125, err)
-			}
-			u, err := parseTime(until)
-			if err != nil {
-				return exitCode(125, err)
+				return err
 			}
 			f, err := parseFilters(filterList)
 			if err != nil {
-				return exitCode(125, err)
+				return err
 			}
 			for k := range f {
 				switch k {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/engine"
 )
@@ -26,22 +27,73 @@ func containerCmd(g *globals) *cobra.Command {
 	return c
 }
 
-// forEach runs fn on each named container, printing each name as Docker
-// does, and fails if any failed.
-func forEach(args []string, fn func(ref string) error) error {
-	var failed int
-	for _, ref := range args {
-		if err := fn(ref); err != nil {
+// eachArg calls do on each argument in turn; do prints what it did, and
+// what it returns is printed as Docker prints a daemon's error. The exit
+// code is 1 if any failed.
+func eachArg(args []string, do func(i int, ref string) error) error {
+	failed := false
+	for i, ref := range args {
+		if err := do(i, ref); err != nil {
 			fmt.Fprintln(os.Stderr, "Error response from daemon:", err)
-			failed++
-			continue
+			failed = true
 		}
-		fmt.Println(ref)
 	}
-	if failed > 0 {
+	if failed {
 		return exitCode(1, nil)
 	}
 	return nil
+}
+
+// forEach runs fn on each named object in turn, printing each name as
+// Docker does, and fails if any failed.
+func forEach(args []string, fn func(ref string) error) error {
+	return eachArg(args, func(_ int, ref string) error { return printRef(ref, fn(ref)) })
+}
+
+// parallelEach is forEach with the objects handled at once (stop, rm -f:
+// each waits on its own container), output in argument order.
+func parallelEach(args []string, fn func(ref string) error) error {
+	errs := make([]error, len(args))
+	var wg sync.WaitGroup
+	for i, ref := range args {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(ref)
+		}()
+	}
+	wg.Wait()
+	return eachArg(args, func(i int, ref string) error { return printRef(ref, errs[i]) })
+}
+
+// printRef prints ref if its work succeeded (err is nil) and returns err.
+func printRef(ref string, err error) error {
+	if err == nil {
+		fmt.Println(ref)
+	}
+	return err
+}
+
+// eachCmd is a command that does do to each of its arguments (containers,
+// volumes), in turn or (parallel) all at once, printing each name or its
+// error as Docker does.
+func eachCmd(g *globals, use, short string, parallel bool, do func(cmd *cobra.Command, e *engine.Engine, ref string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			each := forEach
+			if parallel {
+				each = parallelEach
+			}
+			return each(args, func(ref string) error { return do(cmd, e, ref) })
+		},
+	}
 }
 
 func startCmd(g *globals) *cobra.Command {
@@ -76,107 +128,58 @@ func startCmd(g *globals) *cobra.Command {
 func stopCmd(g *globals) *cobra.Command {
 	var timeout int
 	var signal string
-	cmd := &cobra.Command{
-		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Stop one or more running containers",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
-				return err
-			}
-			var t *int
-			if cmd.Flags().Changed("time") || cmd.Flags().Changed("timeout") {
-				t = &timeout
-			}
-			return parallelEach(args, func(ref string) error {
-				_, err := e.Stop(cmd.Context(), ref, t, signal)
-				return err
-			})
-		},
-	}
-	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "Seconds to wait before killing the container")
+	cmd := eachCmd(g, "stop [OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers", true,
+		func(cmd *cobra.Command, e *engine.Engine, ref string) error {
+			_, err := e.Stop(cmd.Context(), ref, timeoutSet(cmd, &timeout), signal)
+			return err
+		})
+	stopFlags(cmd, &timeout, &signal)
 	cmd.Flags().IntVar(&timeout, "timeout", 10, "Seconds to wait before killing the container")
 	cmd.Flags().MarkHidden("timeout")
-	cmd.Flags().StringVarP(&signal, "signal", "s", "", "Signal to send to the container")
 	return cmd
-}
-
-// parallelEach is forEach with the containers handled at once (stop, rm
-// -f: each waits on its own container), output in argument order.
-func parallelEach(args []string, fn func(ref string) error) error {
-	errs := make([]error, len(args))
-	var wg sync.WaitGroup
-	for i, ref := range args {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = fn(ref)
-		}()
-	}
-	wg.Wait()
-	failed := 0
-	for i, ref := range args {
-		if errs[i] != nil {
-			fmt.Fprintln(os.Stderr, "Error response from daemon:", errs[i])
-			failed++
-			continue
-		}
-		fmt.Println(ref)
-	}
-	if failed > 0 {
-		return exitCode(1, nil)
-	}
-	return nil
 }
 
 func restartCmd(g *globals) *cobra.Command {
 	var timeout int
 	var signal string
-	cmd := &cobra.Command{
-		Use:   "restart [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Restart one or more containers",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
-				return err
-			}
-			var t *int
-			if cmd.Flags().Changed("time") {
-				t = &timeout
-			}
-			return parallelEach(args, func(ref string) error {
-				_, err := e.Restart(cmd.Context(), ref, t, signal)
-				return err
-			})
-		},
-	}
-	cmd.Flags().IntVarP(&timeout, "time", "t", 10, "Seconds to wait before killing the container")
-	cmd.Flags().StringVarP(&signal, "signal", "s", "", "Signal to send to the container")
+	cmd := eachCmd(g, "restart [OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers", true,
+		func(cmd *cobra.Command, e *engine.Engine, ref string) error {
+			_, err := e.Restart(cmd.Context(), ref, timeoutSet(cmd, &timeout), signal)
+			return err
+		})
+	stopFlags(cmd, &timeout, &signal)
 	return cmd
+}
+
+// stopFlags are stop's and restart's -t/--time and -s/--signal.
+func stopFlags(cmd *cobra.Command, timeout *int, signal *string) {
+	cmd.Flags().IntVarP(timeout, "time", "t", 10, "Seconds to wait before killing the container")
+	cmd.Flags().StringVarP(signal, "signal", "s", "", "Signal to send to the container")
+}
+
+// timeoutSet is the timeout if one was given (-t, or stop's --timeout).
+func timeoutSet(cmd *cobra.Command, timeout *int) *int {
+	if cmd.Flags().Changed("time") || cmd.Flags().Changed("timeout") {
+		return timeout
+	}
+	return nil
 }
 
 func killCmd(g *globals) *cobra.Command {
 	var signal string
-	cmd := &cobra.Command{
-		Use:   "kill [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Kill one or more running containers",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			sig, err := engine.ParseSignal(signal)
-			if err != nil {
-				return exitCode(125, err)
-			}
-			e, err := g.engine()
-			if err != nil {
-				return err
-			}
-			return forEach(args, func(ref string) error {
-				_, err := e.Kill(cmd.Context(), ref, sig)
-				return err
-			})
-		},
+	var sig unix.Signal
+	cmd := eachCmd(g, "kill [OPTIONS] CONTAINER [CONTAINER...]", "Kill one or more running containers", false,
+		func(cmd *cobra.Command, e *engine.Engine, ref string) error {
+			_, err := e.Kill(cmd.Context(), ref, sig)
+			return err
+		})
+	// The signal is checked before the engine opens (a usage error: 125).
+	cmd.PreRunE = func(*cobra.Command, []string) error {
+		var err error
+		if sig, err = engine.ParseSignal(signal); err != nil {
+			return exitCode(125, err)
+		}
+		return nil
 	}
 	cmd.Flags().StringVarP(&signal, "signal", "s", "KILL", "Signal to send to the container")
 	return cmd
@@ -184,54 +187,24 @@ func killCmd(g *globals) *cobra.Command {
 
 func rmCmd(g *globals) *cobra.Command {
 	var force, volumes bool
-	cmd := &cobra.Command{
-		Use:     "rm [OPTIONS] CONTAINER [CONTAINER...]",
-		Aliases: []string{"remove"},
-		Short:   "Remove one or more containers",
-		Args:    cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
-				return err
-			}
-			return parallelEach(args, func(ref string) error {
-				return e.Remove(cmd.Context(), ref, force, volumes)
-			})
-		},
-	}
+	cmd := eachCmd(g, "rm [OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers", true,
+		func(cmd *cobra.Command, e *engine.Engine, ref string) error {
+			return e.Remove(cmd.Context(), ref, force, volumes)
+		})
+	cmd.Aliases = []string{"remove"}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of a running container (uses SIGKILL)")
 	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "Remove anonymous volumes associated with the container")
 	return cmd
 }
 
 func pauseCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "pause CONTAINER [CONTAINER...]",
-		Short: "Pause all processes within one or more containers",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
-				return err
-			}
-			return forEach(args, func(ref string) error { _, err := e.Pause(ref); return err })
-		},
-	}
+	return eachCmd(g, "pause CONTAINER [CONTAINER...]", "Pause all processes within one or more containers", false,
+		func(_ *cobra.Command, e *engine.Engine, ref string) error { _, err := e.Pause(ref); return err })
 }
 
 func unpauseCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "unpause CONTAINER [CONTAINER...]",
-		Short: "Unpause all processes within one or more containers",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
-				return err
-			}
-			return forEach(args, func(ref string) error { _, err := e.Unpause(ref); return err })
-		},
-	}
+	return eachCmd(g, "unpause CONTAINER [CONTAINER...]", "Unpause all processes within one or more containers", false,
+		func(_ *cobra.Command, e *engine.Engine, ref string) error { _, err := e.Unpause(ref); return err })
 }
 
 func renameCmd(g *globals) *cobra.Command {
@@ -259,20 +232,14 @@ func waitCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			failed := false
-			for _, ref := range args {
+			return eachArg(args, func(_ int, ref string) error {
 				code, err := e.Wait(cmd.Context(), ref, "not-running")
 				if err != nil {
-					fmt.Fprintln(os.Stderr, "Error response from daemon:", err)
-					failed = true
-					continue
+					return err
 				}
 				fmt.Println(code)
-			}
-			if failed {
-				return exitCode(1, nil)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 }
@@ -346,7 +313,7 @@ func psCmd(g *globals) *cobra.Command {
 			}
 			f, err := parseFilters(filters)
 			if err != nil {
-				return exitCode(125, err)
+				return err
 			}
 			var rows []any
 			for _, c := range cs {

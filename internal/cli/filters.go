@@ -19,12 +19,13 @@ func unitsHuman(d time.Duration) string { return units.HumanDuration(d) }
 // any, different keys must all match (Docker's rules).
 type filters map[string][]string
 
+// parseFilters parses --filter's list; a bad one is a usage error (125).
 func parseFilters(list []string) (filters, error) {
 	f := filters{}
 	for _, s := range list {
 		k, v, ok := strings.Cut(s, "=")
 		if !ok {
-			return nil, fmt.Errorf("bad format of filter %q (expected name=value)", s)
+			return nil, exitCode(125, fmt.Errorf("bad format of filter %q (expected name=value)", s))
 		}
 		f[strings.ToLower(k)] = append(f[strings.ToLower(k)], v)
 	}

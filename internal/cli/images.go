@@ -40,6 +40,33 @@ func sourceDB(g *globals) registry.SourceDB {
 
 func isTTY(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
+// writeArchive has write write an archive (save, export) to the file
+// output or, with none, to stdout unless that is a terminal. A file is
+// written next to its name (tmpPattern, as os.CreateTemp takes) and
+// renamed: no half-written archive is ever left under the name.
+func writeArchive(output, tmpPattern string, write func(io.Writer) error) error {
+	if output == "" {
+		if isTTY(os.Stdout) {
+			return exitCode(1, errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect"))
+		}
+		return write(os.Stdout)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(output), tmpPattern)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	os.Chmod(tmp.Name(), 0o644)
+	return os.Rename(tmp.Name(), output)
+}
+
 // ociSource splits "oci:DIR:REF" (an OCI image layout directory and the
 // ref.name of an image in it); DIR is the longest prefix that is a layout.
 func ociSource(s string) (dir, ref string, ok bool, err error) {
@@ -334,7 +361,7 @@ func buildLikeImagesCmd(g *globals) *cobra.Command {
 			}
 			f, err := parseFilters(filterList)
 			if err != nil {
-				return exitCode(125, err)
+				return err
 			}
 			opts := image.ListOptions{}
 			for k, vals := range f {
@@ -437,13 +464,10 @@ func rmiCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			failed := false
-			for _, ref := range args {
+			return eachArg(args, func(_ int, ref string) error {
 				items, err := be.images.Remove(cmd.Context(), ref, force)
 				if err != nil {
-					fmt.Fprintln(os.Stderr, "Error response from daemon:", err)
-					failed = true
-					continue
+					return err
 				}
 				for _, it := range items {
 					if it.Untagged != "" {
@@ -453,11 +477,8 @@ func rmiCmd(g *globals) *cobra.Command {
 						fmt.Println("Deleted:", it.Deleted)
 					}
 				}
-			}
-			if failed {
-				return exitCode(1, nil)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force removal of the image")
@@ -561,29 +582,9 @@ func saveCmd(g *globals) *cobra.Command {
 				}
 				items = append(items, archive.SaveItem{Names: names, Manifest: img.Manifest})
 			}
-			var w io.Writer = os.Stdout
-			if output == "" {
-				if isTTY(os.Stdout) {
-					return exitCode(1, errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect"))
-				}
+			return writeArchive(output, ".berth-save-*", func(w io.Writer) error {
 				return archive.Save(ctx, w, be.images.Content(), items, fmtv)
-			}
-			// Write next to the target and rename: no half-written archive
-			// is ever left under the name.
-			tmp, err := os.CreateTemp(filepath.Dir(output), ".berth-save-*")
-			if err != nil {
-				return err
-			}
-			defer os.Remove(tmp.Name())
-			if err := archive.Save(ctx, tmp, be.images.Content(), items, fmtv); err != nil {
-				tmp.Close()
-				return err
-			}
-			if err := tmp.Close(); err != nil {
-				return err
-			}
-			os.Chmod(tmp.Name(), 0o644)
-			return os.Rename(tmp.Name(), output)
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
@@ -717,38 +718,32 @@ func importCmd(g *globals) *cobra.Command {
 }
 
 func imagePruneCmd(g *globals) *cobra.Command {
-	var all, force bool
-	cmd := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove unused images",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			be, err := g.backend()
-			if err != nil {
-				return err
-			}
-			rep, err := be.images.Prune(cmd.Context(), all)
-			if err != nil {
-				return err
-			}
-			if len(rep.Items) > 0 {
-				fmt.Println("Deleted Images:")
-				for _, it := range rep.Items {
-					if it.Untagged != "" {
-						fmt.Println("untagged:", it.Untagged)
-					}
-					if it.Deleted != "" {
-						fmt.Println("deleted:", it.Deleted)
-					}
+	var all bool
+	cmd := pruneCmd("Remove unused images", func(cmd *cobra.Command) error {
+		be, err := g.backend()
+		if err != nil {
+			return err
+		}
+		rep, err := be.images.Prune(cmd.Context(), all)
+		if err != nil {
+			return err
+		}
+		if len(rep.Items) > 0 {
+			fmt.Println("Deleted Images:")
+			for _, it := range rep.Items {
+				if it.Untagged != "" {
+					fmt.Println("untagged:", it.Untagged)
 				}
-				fmt.Println()
+				if it.Deleted != "" {
+					fmt.Println("deleted:", it.Deleted)
+				}
 			}
-			fmt.Println("Total reclaimed space:", humanSize(rep.SpaceReclaimed))
-			return nil
-		},
-	}
+			fmt.Println()
+		}
+		fmt.Println("Total reclaimed space:", humanSize(rep.SpaceReclaimed))
+		return nil
+	})
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused images, not just dangling ones")
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	return exit1(cmd)
 }
 

@@ -86,11 +86,7 @@ func Main(args []string) int {
 		return ee.code
 	}
 	fmt.Fprintln(os.Stderr, "berth:", err)
-	var se *engine.StartError
-	if errors.As(err, &se) {
-		return se.Code
-	}
-	return 125
+	return engineStartCode(err)
 }
 
 func newRoot(g *globals, args []string) *cobra.Command {
@@ -242,6 +238,7 @@ func callbackCmds(g *globals) []*cobra.Command {
 	}
 }
 
+// engineStartCode is the exit code for err: a start error's own, else 125.
 func engineStartCode(err error) int {
 	var se *engine.StartError
 	if errors.As(err, &se) {

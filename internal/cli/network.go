@@ -170,29 +170,23 @@ func networkCmd(g *globals) *cobra.Command {
 		},
 	}
 	disconnect.Flags().BoolP("force", "f", false, "Force the container to disconnect from a network")
-	prune := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove all unused networks",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := g.networks(cmd)
-			if err != nil {
-				return err
+	prune := pruneCmd("Remove all unused networks", func(cmd *cobra.Command) error {
+		m, err := g.networks(cmd)
+		if err != nil {
+			return err
+		}
+		removed, err := m.Prune()
+		if err != nil {
+			return err
+		}
+		if len(removed) > 0 {
+			fmt.Println("Deleted Networks:")
+			for _, n := range removed {
+				fmt.Println(n)
 			}
-			removed, err := m.Prune()
-			if err != nil {
-				return err
-			}
-			if len(removed) > 0 {
-				fmt.Println("Deleted Networks:")
-				for _, n := range removed {
-					fmt.Println(n)
-				}
-			}
-			return nil
-		},
-	}
-	prune.Flags().BoolP("force", "f", false, "Do not prompt for confirmation")
+		}
+		return nil
+	})
 	c.AddCommand(create, ls, inspect, rm, connect, disconnect, prune)
 	return c
 }

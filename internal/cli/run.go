@@ -19,30 +19,25 @@ import (
 )
 
 func runCmd(g *globals) *cobra.Command {
-	var f runFlags
-	cmd := &cobra.Command{
-		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
-		Short: "Create and run a new container from an image",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return doRun(cmd, g, &f, args, true)
-		},
-	}
-	f.register(cmd.Flags(), true)
-	return cmd
+	return runLikeCmd(g, "run [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image", true)
 }
 
 func createCmd(g *globals) *cobra.Command {
+	return runLikeCmd(g, "create [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create a new container", false)
+}
+
+// runLikeCmd is run (start) or create, with their flags.
+func runLikeCmd(g *globals, use, short string, start bool) *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
-		Use:   "create [OPTIONS] IMAGE [COMMAND] [ARG...]",
-		Short: "Create a new container",
+		Use:   use,
+		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return doRun(cmd, g, &f, args, false)
+			return doRun(cmd, g, &f, args, start)
 		},
 	}
-	f.register(cmd.Flags(), false)
+	f.register(cmd.Flags(), start)
 	return cmd
 }
 

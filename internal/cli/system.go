@@ -11,6 +11,7 @@ import (
 
 	"github.com/berth-project/berth/engine"
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/progress"
 )
 
 func volumeCmd(g *globals) *cobra.Command {
@@ -59,7 +60,7 @@ func volumeCmd(g *globals) *cobra.Command {
 			}
 			f, err := parseFilters(filterList)
 			if err != nil {
-				return exitCode(125, err)
+				return err
 			}
 			vols, err := e.VolumeList()
 			if err != nil {
@@ -102,49 +103,46 @@ func volumeCmd(g *globals) *cobra.Command {
 	}
 	inspect.Flags().StringVarP(&iformat, "format", "f", "", "Format output using a custom template")
 	var force bool
-	rm := &cobra.Command{
-		Use:     "rm [OPTIONS] VOLUME [VOLUME...]",
-		Aliases: []string{"remove"},
-		Short:   "Remove one or more volumes",
-		Args:    cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
-				return err
-			}
-			return forEach(args, func(n string) error { return e.VolumeRemove(n, force) })
-		},
-	}
+	rm := eachCmd(g, "rm [OPTIONS] VOLUME [VOLUME...]", "Remove one or more volumes", false,
+		func(_ *cobra.Command, e *engine.Engine, n string) error { return e.VolumeRemove(n, force) })
+	rm.Aliases = []string{"remove"}
 	rm.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of one or more volumes")
 	var all bool
-	prune := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove unused local volumes",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
-				return err
+	prune := pruneCmd("Remove unused local volumes", func(cmd *cobra.Command) error {
+		e, err := g.engine()
+		if err != nil {
+			return err
+		}
+		removed, space, err := e.VolumePrune(all)
+		if err != nil {
+			return err
+		}
+		if len(removed) > 0 {
+			fmt.Println("Deleted Volumes:")
+			for _, n := range removed {
+				fmt.Println(n)
 			}
-			removed, space, err := e.VolumePrune(all)
-			if err != nil {
-				return err
-			}
-			if len(removed) > 0 {
-				fmt.Println("Deleted Volumes:")
-				for _, n := range removed {
-					fmt.Println(n)
-				}
-				fmt.Println()
-			}
-			fmt.Println("Total reclaimed space:", humanSize(space))
-			return nil
-		},
-	}
+			fmt.Println()
+		}
+		fmt.Println("Total reclaimed space:", humanSize(space))
+		return nil
+	})
 	prune.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused volumes, not just anonymous ones")
-	prune.Flags().BoolP("force", "f", false, "Do not prompt for confirmation")
 	c.AddCommand(create, ls, inspect, rm, prune)
 	return c
+}
+
+// pruneCmd is a `prune` command: no arguments, and -f/--force, taken as
+// Docker's (berth never prompts).
+func pruneCmd(short string, run func(cmd *cobra.Command) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return run(cmd) },
+	}
+	cmd.Flags().BoolP("force", "f", false, "Do not prompt for confirmation")
+	return cmd
 }
 
 func optMap(list []string) map[string]string {
@@ -233,7 +231,7 @@ func infoCmd(g *globals) *cobra.Command {
 			}
 			fmt.Printf("Containers: %d\n Running: %d\n Paused: %d\n Stopped: %d\nImages: %d\nServer Version: %s\nStorage Driver: %s\nLogging Driver: json-file\nCgroup Driver: cgroupfs\nCgroup Version: %s\nSecurity Options:\n seccomp\n  Profile: builtin\nKernel Version: %s\nOperating System: %s\nOSType: linux\nArchitecture: %s\nCPUs: %d\nTotal Memory: %s\nName: %s\nBerth Root Dir: %s\nRun Dir: %s\n",
 				len(cs), running, paused, stopped, len(imgs), Version, be.driver, cgv, info["KernelVersion"], info["OperatingSystem"], goruntime.GOARCH,
-				goruntime.NumCPU(), humanBin(si.Totalram*uint64(si.Unit)), host, be.eng.Root(), be.eng.RunDir())
+				goruntime.NumCPU(), progress.BinarySize(si.Totalram*uint64(si.Unit)), host, be.eng.Root(), be.eng.RunDir())
 			return nil
 		},
 	}
@@ -313,19 +311,13 @@ func systemCmd(g *globals) *cobra.Command {
 				"table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}")
 		},
 	}
-	prune := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove unused data",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := containerPruneCmd(g).RunE(cmd, nil); err != nil {
-				return err
-			}
-			return imagePruneCmd(g).RunE(cmd, nil)
-		},
-	}
+	prune := pruneCmd("Remove unused data", func(cmd *cobra.Command) error {
+		if err := containerPruneCmd(g).RunE(cmd, nil); err != nil {
+			return err
+		}
+		return imagePruneCmd(g).RunE(cmd, nil)
+	})
 	prune.Flags().BoolP("all", "a", false, "Remove all unused images not just dangling ones")
-	prune.Flags().BoolP("force", "f", false, "Do not prompt for confirmation")
 	var force bool
 	reset := &cobra.Command{
 		Use:   "reset [OPTIONS]",
@@ -431,5 +423,3 @@ func dirSizeOf(dir string) int64 {
 	walk(dir)
 	return n
 }
-
-var _ = engine.ShortID

@@ -215,16 +215,23 @@ func bar(current, total int64, width int) string {
 }
 
 // Size renders a byte count as docker does: 1.23MB, 512B (decimal units).
-func Size(n int64) string {
-	units := []string{"B", "kB", "MB", "GB", "TB"}
+func Size(n int64) string { return scaled(n, 1000, []string{"B", "kB", "MB", "GB", "TB"}) }
+
+// BinarySize renders a byte count in binary units, as docker stats and
+// info show memory: 1.5GiB, 512B.
+func BinarySize(n uint64) string { return scaled(n, 1024, []string{"B", "KiB", "MiB", "GiB", "TiB"}) }
+
+// scaled is n in the largest of units (each base times the one before)
+// that keeps it at least 1, to 4 significant digits; bytes exactly.
+func scaled[T int64 | uint64](n T, base float64, units []string) string {
 	f := float64(n)
 	i := 0
-	for f >= 1000 && i < len(units)-1 {
-		f /= 1000
+	for f >= base && i < len(units)-1 {
+		f /= base
 		i++
 	}
 	if i == 0 {
-		return fmt.Sprintf("%dB", n)
+		return fmt.Sprintf("%d%s", n, units[0])
 	}
 	return fmt.Sprintf("%.4g%s", f, units[i])
 }

@@ -125,4 +125,9 @@ func TestSize(t *testing.T) {
 			t.Errorf("Size(%d) = %s, want %s", n, got, want)
 		}
 	}
+	for n, want := range map[uint64]string{0: "0B", 1023: "1023B", 1024: "1KiB", 1536: "1.5KiB", 3 << 30: "3GiB", 1 << 62: "4.194e+06TiB"} {
+		if got := BinarySize(n); got != want {
+			t.Errorf("BinarySize(%d) = %s, want %s", n, got, want)
+		}
+	}
 }
