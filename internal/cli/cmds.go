@@ -793,7 +793,7 @@ func exportCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeArchive(output, ".berth-export-*", func(w io.Writer) error {
+			return writeArchive(output, func(w io.Writer) error {
 				return e.Export(cmd.Context(), args[0], w)
 			})
 		},

@@ -21,6 +21,7 @@ import (
 	"github.com/berth-project/berth/image/archive"
 	"github.com/berth-project/berth/image/reference"
 	"github.com/berth-project/berth/image/registry"
+	"github.com/berth-project/berth/internal/atomicfile"
 	"github.com/berth-project/berth/internal/progress"
 )
 
@@ -42,29 +43,16 @@ func isTTY(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 // writeArchive has write write an archive (save, export) to the file
 // output or, with none, to stdout unless that is a terminal. A file is
-// written next to its name (tmpPattern, as os.CreateTemp takes) and
-// renamed: no half-written archive is ever left under the name.
-func writeArchive(output, tmpPattern string, write func(io.Writer) error) error {
+// replaced whole (atomicfile): no half-written archive is ever left
+// under the name.
+func writeArchive(output string, write func(io.Writer) error) error {
 	if output == "" {
 		if isTTY(os.Stdout) {
 			return exitCode(1, errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect"))
 		}
 		return write(os.Stdout)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(output), tmpPattern)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	os.Chmod(tmp.Name(), 0o644)
-	return os.Rename(tmp.Name(), output)
+	return atomicfile.Write(output, 0o644, false, func(f *os.File) error { return write(f) })
 }
 
 // ociSource splits "oci:DIR:REF" (an OCI image layout directory and the
@@ -582,7 +570,7 @@ func saveCmd(g *globals) *cobra.Command {
 				}
 				items = append(items, archive.SaveItem{Names: names, Manifest: img.Manifest})
 			}
-			return writeArchive(output, ".berth-save-*", func(w io.Writer) error {
+			return writeArchive(output, func(w io.Writer) error {
 				return archive.Save(ctx, w, be.images.Content(), items, fmtv)
 			})
 		},
