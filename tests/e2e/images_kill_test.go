@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 // killAt starts berth with args in s, kills it with SIGKILL after d and
@@ -80,8 +82,8 @@ func TestLoadKilledAtAnyMoment(t *testing.T) {
 
 // TestPullKilledAtAnyMoment is the same for `berth pull` from a registry.
 func TestPullKilledAtAnyMoment(t *testing.T) {
-	reg := startRegistry(t, nil)
-	ref := reg.host + "/berth/web:1"
+	reg := testutil.StartRegistry(t, nil)
+	ref := reg + "/berth/web:1"
 	main := mainStore()
 	main.must(t, "tag", "web:1", ref)
 	t.Cleanup(func() { main.run(t, nil, "rmi", ref) })

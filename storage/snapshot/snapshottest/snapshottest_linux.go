@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/internal/testutil"
 	"github.com/berth-project/berth/storage/snapshot"
 )
 
@@ -36,7 +37,7 @@ func Run(t *testing.T, newSnapshotter func(t *testing.T, root string) snapshot.S
 		crashChild(t, newSnapshotter)
 		return
 	}
-	requireRoot(t)
+	testutil.RequireRoot(t, "the snapshotter conformance suite mounts filesystems")
 	for _, tc := range []struct {
 		name string
 		fn   func(t *testing.T, h *harness)
