@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/berth-project/berth/internal/testutil"
 )
 
 // killAt starts berth with args in s, kills it with SIGKILL after d and
@@ -82,13 +80,7 @@ func TestLoadKilledAtAnyMoment(t *testing.T) {
 
 // TestPullKilledAtAnyMoment is the same for `berth pull` from a registry.
 func TestPullKilledAtAnyMoment(t *testing.T) {
-	reg := testutil.StartRegistry(t, nil)
-	ref := reg + "/berth/web:1"
-	main := mainStore()
-	main.must(t, "tag", "web:1", ref)
-	t.Cleanup(func() { main.run(t, nil, "rmi", ref) })
-	main.must(t, "push", "-q", ref)
-	want := main.imageID(t, "web:1")
+	ref, want := pushWeb(t)
 	s := newStore(t)
 	for _, d := range killDelays {
 		finished := killAt(t, s, d, "pull", "-q", ref)

@@ -159,6 +159,18 @@ func (s *store) runImage(t testing.TB, args ...string) string {
 	return s.must(t, append([]string{"run", "--network", "none", "--name", name}, args...)...)
 }
 
+// pushWeb pushes the tests' web:1 to a registry of the test and returns
+// the reference pushed and the image's ID.
+func pushWeb(t *testing.T) (ref, id string) {
+	t.Helper()
+	ref = testutil.StartRegistry(t, nil) + "/berth/web:1"
+	main := mainStore()
+	main.must(t, "tag", "web:1", ref)
+	t.Cleanup(func() { main.run(t, nil, "rmi", ref) })
+	main.must(t, "push", "-q", ref)
+	return ref, main.imageID(t, "web:1")
+}
+
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // TestPushPullRoundTrip tags an image, pushes it to a registry, removes
@@ -907,13 +919,7 @@ func TestPullBadInput(t *testing.T) {
 // downloads: no partial image is ever listed, and the next pull completes
 // and lists the image once.
 func TestPullKilledMidway(t *testing.T) {
-	reg := testutil.StartRegistry(t, nil)
-	ref := reg + "/berth/web:1"
-	main := mainStore()
-	main.must(t, "tag", "web:1", ref)
-	t.Cleanup(func() { main.run(t, nil, "rmi", ref) })
-	main.must(t, "push", "-q", ref)
-	want := main.imageID(t, "web:1")
+	ref, want := pushWeb(t)
 
 	s := newStore(t)
 	cmd := s.cmd("pull", ref)
