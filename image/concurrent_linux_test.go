@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-project/berth/internal/testutil"
 	"github.com/berth-project/berth/storage/snapshot"
 )
 
@@ -18,7 +19,7 @@ import (
 // (as several berth processes would be) write, register and unpack the
 // same image at once: all succeed, each layer is committed once.
 func TestConcurrentRegisterUnpack(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "it unpacks images into snapshots")
 	root := tempRoot(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -110,7 +111,7 @@ func TestProcesses(t *testing.T) {
 		return
 	}
 	t.Run("concurrent", func(t *testing.T) {
-		requireRoot(t)
+		testutil.RequireRoot(t, "it unpacks images into snapshots")
 		root := tempRoot(t)
 		var cmds []*exec.Cmd
 		var outs []*strings.Builder
@@ -142,7 +143,7 @@ func TestProcesses(t *testing.T) {
 	// kill -9 in the middle of unpacking: the next unpack completes and
 	// garbage collection removes what the killed one left.
 	t.Run("killed-unpack", func(t *testing.T) {
-		requireRoot(t)
+		testutil.RequireRoot(t, "it unpacks images into snapshots")
 		root := tempRoot(t)
 		s := openAt(t, root, "overlay", Options{})
 		registerShared(t, s, "web:1")

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/berth-project/berth/image/content"
+	"github.com/berth-project/berth/internal/testutil"
 	"github.com/berth-project/berth/storage/snapshot"
 	"github.com/berth-project/berth/storage/snapshot/overlay"
 	"github.com/berth-project/berth/storage/snapshot/vfs"
@@ -16,17 +17,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 )
-
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (CI runs as root)")
-	}
-	t.Skip("needs root")
-}
 
 // tempRoot is a berth root for one test, removed afterwards.
 func tempRoot(t testing.TB) string {
@@ -60,7 +50,7 @@ func newSnapshotter(t testing.TB, root, driver string) snapshot.Snapshotter {
 // newService opens a store under a fresh root with the given driver.
 func newService(t testing.TB, driver string, opts Options) *Service {
 	t.Helper()
-	requireRoot(t)
+	testutil.RequireRoot(t, "it unpacks images into snapshots")
 	root := tempRoot(t)
 	return openAt(t, root, driver, opts)
 }
@@ -78,25 +68,7 @@ func openAt(t testing.TB, root, driver string, opts Options) *Service {
 // sharedLayout is ../shared/images/oci, found from the repository root.
 func sharedLayout(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("repository root (go.mod) not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "images", "oci")
-	if _, err := os.Stat(filepath.Join(p, "index.json")); err != nil {
-		t.Fatalf("the shared test images are missing (../shared/images/oci next to the repository): %v", err)
-	}
-	return p
+	return filepath.Join(testutil.SharedImages(t), "oci")
 }
 
 // layoutManifests returns the manifests of the layout by ref name.

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-project/berth/internal/testutil"
 	"github.com/berth-project/berth/network/nft"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -69,17 +70,6 @@ func childOptions() Options {
 	return o
 }
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("network tests need root (CI runs as root)")
-	}
-	t.Skip("network tests need root")
-}
-
 func rnd(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
@@ -117,7 +107,7 @@ func (e *env) start(cmd *exec.Cmd) error {
 
 func newEnv(t *testing.T, mod func(*Options)) *env {
 	t.Helper()
-	requireRoot(t)
+	testutil.RequireRoot(t, "it makes bridges, veths and nftables tables")
 	id := rnd(3)
 	e := &env{t: t, root: t.TempDir(), run: t.TempDir(),
 		opts: Options{DefaultBridge: "berthT" + id, Table: "berth_t" + id, DNSIdleExit: 500 * time.Millisecond}}

@@ -571,7 +571,10 @@ func TestDualStack(t *testing.T) {
 	}
 }
 
-func BenchmarkAttachDetach(b *testing.B) {
+// benchManager is a Manager of a benchmark, with its own root, default
+// bridge and nftables table, destroyed at the end.
+func benchManager(b *testing.B) *Manager {
+	b.Helper()
 	if os.Geteuid() != 0 {
 		b.Skip("needs root")
 	}
@@ -581,13 +584,25 @@ func BenchmarkAttachDetach(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer m.Destroy(bg)
-	cid := "bench" + rnd(4)
+	b.Cleanup(func() { m.Destroy(bg) })
+	return m
+}
+
+// benchSandbox creates a sandbox of m, removed at the end of the benchmark.
+func benchSandbox(b *testing.B, m *Manager) (cid, path string) {
+	b.Helper()
+	cid = "bench" + rnd(4)
 	path, err := m.CreateSandbox(cid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer m.RemoveSandbox(cid)
+	b.Cleanup(func() { m.RemoveSandbox(cid) })
+	return cid, path
+}
+
+func BenchmarkAttachDetach(b *testing.B) {
+	m := benchManager(b)
+	cid, path := benchSandbox(b, m)
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := m.Attach(bg, cid, DefaultNetwork, path, EndpointOptions{Ports: []PortMapping{{ContainerPort: 80}}}); err != nil {
@@ -600,22 +615,8 @@ func BenchmarkAttachDetach(b *testing.B) {
 }
 
 func BenchmarkReconcile(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
-	root, run := b.TempDir(), b.TempDir()
-	id := rnd(3)
-	m, err := NewWithOptions(root, run, Options{DefaultBridge: "berthB" + id, Table: "berth_b" + id})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Destroy(bg)
-	cid := "bench" + rnd(4)
-	path, err := m.CreateSandbox(cid)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.RemoveSandbox(cid)
+	m := benchManager(b)
+	cid, path := benchSandbox(b, m)
 	if _, err := m.Attach(bg, cid, DefaultNetwork, path, EndpointOptions{Ports: []PortMapping{{ContainerPort: 80}}}); err != nil {
 		b.Fatal(err)
 	}
@@ -629,16 +630,7 @@ func BenchmarkReconcile(b *testing.B) {
 // BenchmarkSandboxAttachRemove is the container start/stop path: create a
 // sandbox, attach it to the default network, remove it.
 func BenchmarkSandboxAttachRemove(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
-	root, run := b.TempDir(), b.TempDir()
-	id := rnd(3)
-	m, err := NewWithOptions(root, run, Options{DefaultBridge: "berthB" + id, Table: "berth_b" + id})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Destroy(bg)
+	m := benchManager(b)
 	for b.Loop() {
 		cid := "bench" + rnd(4)
 		path, err := m.CreateSandbox(cid)

@@ -20,6 +20,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 // summary is what a user checks of an image: its config and the diff_ids
@@ -133,7 +135,7 @@ func (r *recorder) Update(id, status string, cur, total int64) {
 }
 
 func TestLoadDockerArchive(t *testing.T) {
-	imgs := sharedImages(t)
+	imgs := testutil.SharedImages(t)
 	for _, c := range []struct {
 		file, name, config string
 		layers             int
@@ -201,13 +203,13 @@ func TestLoadDockerArchive(t *testing.T) {
 func ociArchive(t *testing.T) []byte {
 	var buf bytes.Buffer
 	z := gzip.NewWriter(&buf)
-	tarDir(t, z, filepath.Join(sharedImages(t), "oci"))
+	tarDir(t, z, filepath.Join(testutil.SharedImages(t), "oci"))
 	z.Close()
 	return buf.Bytes()
 }
 
 func sharedIndex(t *testing.T) ocispec.Index {
-	idx, err := readIndexFile(filepath.Join(sharedImages(t), "oci", "index.json"))
+	idx, err := readIndexFile(filepath.Join(testutil.SharedImages(t), "oci", "index.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +239,7 @@ func TestLoadOCIArchive(t *testing.T) {
 }
 
 func TestReadLayout(t *testing.T) {
-	dir := filepath.Join(sharedImages(t), "oci")
+	dir := filepath.Join(testutil.SharedImages(t), "oci")
 	idx := sharedIndex(t)
 	cs := newMemStore()
 	for _, d := range idx.Manifests {
@@ -269,7 +271,7 @@ func TestReadLayout(t *testing.T) {
 
 func TestReadLayoutCorrupt(t *testing.T) {
 	src := newMemStore()
-	l, err := ReadLayout(context.Background(), filepath.Join(sharedImages(t), "oci"), "busybox:1.35", src)
+	l, err := ReadLayout(context.Background(), filepath.Join(testutil.SharedImages(t), "oci"), "busybox:1.35", src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +307,7 @@ func TestReadLayoutCorrupt(t *testing.T) {
 func sharedItems(t *testing.T, cs *memStore) []SaveItem {
 	var items []SaveItem
 	for _, d := range sharedIndex(t).Manifests {
-		l, err := ReadLayout(context.Background(), filepath.Join(sharedImages(t), "oci"), d.Annotations[ocispec.AnnotationRefName], cs)
+		l, err := ReadLayout(context.Background(), filepath.Join(testutil.SharedImages(t), "oci"), d.Annotations[ocispec.AnnotationRefName], cs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -447,7 +449,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestRoundTripDockerArchive(t *testing.T) {
 	cs := newMemStore()
-	loaded := loadFile(t, cs, filepath.Join(sharedImages(t), "layers.docker.tar.gz"))
+	loaded := loadFile(t, cs, filepath.Join(testutil.SharedImages(t), "layers.docker.tar.gz"))
 	want := summarize(t, cs, loaded[0])
 	for _, f := range []Format{FormatDocker, FormatOCI} {
 		name := saveToFile(t, cs, []SaveItem{{Names: []string{"layers:1", "example.com/x/layers:2"}, Manifest: loaded[0].Manifest}}, f)
@@ -548,7 +550,7 @@ func (c *countReader) Read(p []byte) (int, error) {
 }
 
 func TestLoadDamaged(t *testing.T) {
-	gz := readAll(t, filepath.Join(sharedImages(t), "busybox.docker.tar.gz"))
+	gz := readAll(t, filepath.Join(testutil.SharedImages(t), "busybox.docker.tar.gz"))
 	plain := gunzip(t, gz)
 	good, err := Load(context.Background(), bytes.NewReader(plain), newMemStore(), nil)
 	if err != nil {
@@ -636,7 +638,7 @@ func TestLoadDamaged(t *testing.T) {
 func TestLoadCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	gz := readAll(t, filepath.Join(sharedImages(t), "busybox.docker.tar.gz"))
+	gz := readAll(t, filepath.Join(testutil.SharedImages(t), "busybox.docker.tar.gz"))
 	if _, err := Load(ctx, bytes.NewReader(gz), newMemStore(), nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled load: %v", err)
 	}

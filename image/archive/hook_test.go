@@ -13,6 +13,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 // hookLog records what a BlobHook saw of each entry.
@@ -58,7 +60,7 @@ func TestLoadBlobHook(t *testing.T) {
 	for _, name := range []string{docker, "old.tar"} {
 		data := p
 		if name == "old.tar" {
-			data = gunzip(t, readAll(t, sharedImages(t)+"/layers.docker.tar.gz"))
+			data = gunzip(t, readAll(t, testutil.SharedImages(t)+"/layers.docker.tar.gz"))
 		}
 		t.Run(strings.TrimSuffix(name[strings.LastIndex(name, "/")+1:], ".tar"), func(t *testing.T) {
 			h := &hookLog{seen: map[digest.Digest]hookSeen{}}

@@ -130,27 +130,6 @@ func (s *memStore) count() int {
 // noIngestStore hides memStore's Ingest.
 type noIngestStore struct{ content.Store }
 
-// sharedImages finds ../shared/images by walking up from the test's
-// directory.
-func sharedImages(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		p := filepath.Join(dir, "..", "shared", "images")
-		if _, err := os.Stat(filepath.Join(p, "busybox.docker.tar.gz")); err == nil {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("../shared/images (with busybox.docker.tar.gz) not found above the test's directory")
-		}
-		dir = parent
-	}
-}
-
 // tarDir writes the files under dir as a tar stream (an oci-archive when
 // dir is a layout).
 func tarDir(t testing.TB, w io.Writer, dir string) {

@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 // anonymous is a keychain with no credentials at all.
@@ -25,7 +27,7 @@ var anonymous = authn.NewMultiKeychain()
 // TestBasicAuthRegistry logs in to an htpasswd registry, stores the
 // credentials in a Docker config, and pulls and pushes with them.
 func TestBasicAuthRegistry(t *testing.T) {
-	reg := startRegistry(t, map[string]string{"berth": "s3cret"})
+	reg := testutil.StartRegistry(t, map[string]string{"berth": "s3cret"})
 	cfgDir := tempDir(t)
 	t.Setenv("DOCKER_CONFIG", cfgDir)
 	// A config with other keys and another registry's credentials.
@@ -35,21 +37,21 @@ func TestBasicAuthRegistry(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	err := Login(ctx, reg.host, "berth", "wrong", LoginOptions{})
-	if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), "invalid username or password") || !strings.Contains(err.Error(), reg.host) {
+	err := Login(ctx, reg, "berth", "wrong", LoginOptions{})
+	if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), "invalid username or password") || !strings.Contains(err.Error(), reg) {
 		t.Fatalf("login with a wrong password: %v", err)
 	}
-	if err := Login(ctx, reg.host, "berth", "s3cret", LoginOptions{}); err != nil {
+	if err := Login(ctx, reg, "berth", "s3cret", LoginOptions{}); err != nil {
 		t.Fatalf("login: %v", err)
 	}
-	if err := SaveCredentials(reg.host, "berth", "s3cret"); err != nil {
+	if err := SaveCredentials(reg, "berth", "s3cret"); err != nil {
 		t.Fatal(err)
 	}
 	cfg := readConfig(t, cfgDir)
 	auths := cfg["auths"].(map[string]any)
-	entry, _ := auths[reg.host].(map[string]any)
+	entry, _ := auths[reg].(map[string]any)
 	if entry["auth"] != base64.StdEncoding.EncodeToString([]byte("berth:s3cret")) {
-		t.Fatalf("config.json auths[%s] = %v", reg.host, auths[reg.host])
+		t.Fatalf("config.json auths[%s] = %v", reg, auths[reg])
 	}
 	if auths["other.example:5000"] == nil || cfg["psFormat"] != "table {{.ID}}" || cfg["proxies"] == nil {
 		t.Fatalf("config.json lost other entries: %v", cfg)
@@ -61,7 +63,7 @@ func TestBasicAuthRegistry(t *testing.T) {
 	// Push and pull with the default keychain, which reads that config.
 	src := newStore(t)
 	img := loadImage(t, src, "busybox:1.35")
-	ref := mustRef(t, reg.host+"/berth/private:1")
+	ref := mustRef(t, reg+"/berth/private:1")
 	if err := Push(ctx, ref, src, img.manifest, PushOptions{}); err != nil {
 		t.Fatalf("push with stored credentials: %v", err)
 	}
@@ -81,12 +83,12 @@ func TestBasicAuthRegistry(t *testing.T) {
 		t.Fatalf("pull with a wrong password: %v", err)
 	}
 
-	if err := RemoveCredentials(reg.host); err != nil {
+	if err := RemoveCredentials(reg); err != nil {
 		t.Fatal(err)
 	}
 	cfg = readConfig(t, cfgDir)
 	auths = cfg["auths"].(map[string]any)
-	if _, ok := auths[reg.host]; ok || auths["other.example:5000"] == nil || cfg["psFormat"] == nil {
+	if _, ok := auths[reg]; ok || auths["other.example:5000"] == nil || cfg["psFormat"] == nil {
 		t.Fatalf("config.json after logout: %v", cfg)
 	}
 	if _, err := Pull(ctx, ref, newStore(t), PullOptions{}); !errors.Is(err, ErrUnauthorized) {
@@ -230,8 +232,8 @@ func (ts *tokenServer) host() string { return strings.TrimPrefix(ts.srv.URL, "ht
 // TestBearerToken pulls and pushes through the WWW-Authenticate bearer
 // flow, and logs in through it.
 func TestBearerToken(t *testing.T) {
-	reg := startRegistry(t, nil)
-	ts := startTokenServer(t, reg.host, "tok-user", "tok-pass")
+	reg := testutil.StartRegistry(t, nil)
+	ts := startTokenServer(t, reg, "tok-user", "tok-pass")
 	ctx := context.Background()
 	src := newStore(t)
 	img := loadImage(t, src, "busybox:1.35")

@@ -4,25 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/berth-project/berth/image/content"
 	"github.com/berth-project/berth/image/content/local"
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 // tempDir is a directory named berth-* removed when the test ends.
@@ -48,14 +42,7 @@ func newStore(t *testing.T) *local.Store {
 // ociLayout is the shared test images' OCI layout.
 func ociLayout(t *testing.T) string {
 	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "images", "oci"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(p, "index.json")); err != nil {
-		t.Fatalf("test images missing: %v", err)
-	}
-	return p
+	return filepath.Join(testutil.SharedImages(t), "oci")
 }
 
 func layoutBlob(t *testing.T, layout string, d digest.Digest) []byte {
@@ -121,126 +108,6 @@ func layoutBlobFile(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// aptInstall installs Debian packages when the binary is missing.
-var aptMu sync.Mutex
-
-func needBinary(t *testing.T, bin, pkg string) string {
-	t.Helper()
-	aptMu.Lock()
-	defer aptMu.Unlock()
-	if p, err := exec.LookPath(bin); err == nil {
-		return p
-	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s missing and not root to install %s", bin, pkg)
-		}
-		t.Skipf("%s missing (apt-get install %s as root)", bin, pkg)
-	}
-	out, err := exec.Command("sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "+pkg).CombinedOutput()
-	if err != nil {
-		t.Fatalf("apt-get install %s: %v\n%s", pkg, err, out)
-	}
-	p, err := exec.LookPath(bin)
-	if err != nil {
-		t.Fatalf("%s not found after installing %s", bin, pkg)
-	}
-	return p
-}
-
-// testRegistry is a docker-registry process of the test.
-type testRegistry struct {
-	host string // 127.0.0.1:port
-	dir  string
-}
-
-// startRegistry runs Debian's docker-registry on a free loopback port with
-// storage in a temp dir; users (name -> password) turn on htpasswd auth.
-func startRegistry(t *testing.T, users map[string]string) *testRegistry {
-	t.Helper()
-	bin := needBinary(t, "docker-registry", "docker-registry")
-	dir := tempDir(t)
-	port := freePort(t)
-	host := fmt.Sprintf("127.0.0.1:%d", port)
-	auth := ""
-	if users != nil {
-		var b strings.Builder
-		for u, p := range users {
-			h, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.MinCost)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(&b, "%s:%s\n", u, h)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(b.String()), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		auth = fmt.Sprintf("auth:\n  htpasswd:\n    realm: berth-test\n    path: %s\n", filepath.Join(dir, "htpasswd"))
-	}
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-  secret: berth-test-secret
-%s`, filepath.Join(dir, "data"), host, auth)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "registry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "registry.log"))
-			t.Fatalf("docker-registry exited:\n%s", log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry did not answer on %s", host)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return &testRegistry{host: host, dir: dir}
 }
 
 func mustRef(t *testing.T, s string) name.Reference {

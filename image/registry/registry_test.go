@@ -13,6 +13,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-project/berth/image/content"
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 func sameDescs(t *testing.T, what string, got, want []ocispec.Descriptor) {
@@ -30,7 +31,7 @@ func sameDescs(t *testing.T, what string, got, want []ocispec.Descriptor) {
 // TestPushPullRoundTrip pushes the shared images to a real registry and
 // pulls them back into another store.
 func TestPushPullRoundTrip(t *testing.T) {
-	reg := startRegistry(t, nil)
+	reg := testutil.StartRegistry(t, nil)
 	ctx := context.Background()
 	src := newStore(t)
 	srcDB := SourceDB(tempDir(t) + "/sources.db")
@@ -39,7 +40,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 		{"layers:1", "berth/layers:1"},
 	} {
 		img := loadImage(t, src, tc.image)
-		ref := mustRef(t, reg.host+"/"+tc.ref)
+		ref := mustRef(t, reg+"/"+tc.ref)
 		prog := &recorder{}
 		if err := Push(ctx, ref, src, img.manifest, PushOptions{Progress: prog, SourceDB: srcDB}); err != nil {
 			t.Fatalf("push %s: %v", tc.ref, err)
@@ -108,7 +109,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 	// to a new repo mounts what the source DB says berth/layers has.
 	img := loadImage(t, src, "layers:1")
 	prog := &recorder{}
-	other := mustRef(t, reg.host+"/berth/other:1")
+	other := mustRef(t, reg+"/berth/other:1")
 	if err := Push(ctx, other, src, img.manifest, PushOptions{Progress: prog, SourceDB: srcDB}); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 			t.Fatalf("layer %s was not mounted: %s", l.Digest, prog)
 		}
 	}
-	if srcs, err := srcDB.Lookup(img.layers[1].Digest); err != nil || len(srcs) == 0 || srcs[0] != reg.host+"/berth/other" {
+	if srcs, err := srcDB.Lookup(img.layers[1].Digest); err != nil || len(srcs) == 0 || srcs[0] != reg+"/berth/other" {
 		t.Fatalf("source db for %s: %v %v", img.layers[1].Digest, srcs, err)
 	}
 	dst := newStore(t)
@@ -128,7 +129,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 	sameDescs(t, "mounted layer", res.Layers, img.layers)
 
 	// Chunked upload to a fresh repository.
-	chunked := mustRef(t, reg.host+"/berth/chunked:1")
+	chunked := mustRef(t, reg+"/berth/chunked:1")
 	if err := Push(ctx, chunked, src, img.manifest, PushOptions{ChunkSize: 64 << 10, Concurrency: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 	sameDescs(t, "chunked layer", res.Layers, img.layers)
 
 	// Unknown tags and repositories are ErrNotFound.
-	_, err = Pull(ctx, mustRef(t, reg.host+"/berth/busybox:nope"), newStore(t), PullOptions{})
+	_, err = Pull(ctx, mustRef(t, reg+"/berth/busybox:nope"), newStore(t), PullOptions{})
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("pull of a missing tag: %v", err)
 	}
@@ -148,8 +149,8 @@ func TestPushPullRoundTrip(t *testing.T) {
 // TestPullSkopeoPushed pulls what skopeo copied from the OCI layout, in
 // OCI and Docker schema 2 formats.
 func TestPullSkopeoPushed(t *testing.T) {
-	reg := startRegistry(t, nil)
-	skopeo := needBinary(t, "skopeo", "skopeo")
+	reg := testutil.StartRegistry(t, nil)
+	skopeo := testutil.NeedBinary(t, "skopeo", "skopeo")
 	layout := ociLayout(t)
 	ctx := context.Background()
 	want := loadImage(t, newStore(t), "busybox:1.35")
@@ -160,12 +161,12 @@ func TestPullSkopeoPushed(t *testing.T) {
 		{"berth/skopeo-v2s2:1", "v2s2", MediaTypeDockerManifest},
 	} {
 		out, err := exec.Command(skopeo, "copy", "--format", tc.format, "--dest-tls-verify=false",
-			"oci:"+layout+":busybox:1.35", "docker://"+reg.host+"/"+tc.repo).CombinedOutput()
+			"oci:"+layout+":busybox:1.35", "docker://"+reg+"/"+tc.repo).CombinedOutput()
 		if err != nil {
 			t.Fatalf("skopeo copy: %v\n%s", err, out)
 		}
 		cs := newStore(t)
-		res, err := Pull(ctx, mustRef(t, reg.host+"/"+tc.repo), cs, PullOptions{})
+		res, err := Pull(ctx, mustRef(t, reg+"/"+tc.repo), cs, PullOptions{})
 		if err != nil {
 			t.Fatalf("pull %s: %v", tc.repo, err)
 		}
@@ -177,7 +178,7 @@ func TestPullSkopeoPushed(t *testing.T) {
 		}
 		sameDescs(t, tc.repo+" layer", res.Layers, want.layers)
 		// The pulled manifest is what skopeo inspect reports.
-		out, err = exec.Command(skopeo, "inspect", "--raw", "--tls-verify=false", "docker://"+reg.host+"/"+tc.repo).Output()
+		out, err = exec.Command(skopeo, "inspect", "--raw", "--tls-verify=false", "docker://"+reg+"/"+tc.repo).Output()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +195,7 @@ func TestPullSkopeoPushed(t *testing.T) {
 // TestMultiArchIndex pushes an index of two images for two platforms and
 // pulls each platform, and a missing one.
 func TestMultiArchIndex(t *testing.T) {
-	reg := startRegistry(t, nil)
+	reg := testutil.StartRegistry(t, nil)
 	ctx := context.Background()
 	src := newStore(t)
 	amd := loadImage(t, src, "busybox:1.35")
@@ -211,7 +212,7 @@ func TestMultiArchIndex(t *testing.T) {
 	if err := content.WriteBlob(ctx, src, idesc, bytes.NewReader(body)); err != nil {
 		t.Fatal(err)
 	}
-	ref := mustRef(t, reg.host+"/berth/multi:1")
+	ref := mustRef(t, reg+"/berth/multi:1")
 	if err := Push(ctx, ref, src, idesc, PushOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func TestMultiArchIndex(t *testing.T) {
 			t.Fatalf("%s: index or manifest not stored", tc.platform)
 		}
 		// By digest too.
-		if _, err := Pull(ctx, mustRef(t, reg.host+"/berth/multi@"+idesc.Digest.String()), cs, PullOptions{Platform: p}); err != nil {
+		if _, err := Pull(ctx, mustRef(t, reg+"/berth/multi@"+idesc.Digest.String()), cs, PullOptions{Platform: p}); err != nil {
 			t.Fatalf("pull by digest: %v", err)
 		}
 	}
@@ -253,7 +254,7 @@ func TestMultiArchIndex(t *testing.T) {
 		t.Fatalf("pull of a missing platform: %v", err)
 	}
 	// A digest that is not the manifest's is refused.
-	bad := mustRef(t, reg.host+"/berth/multi@"+digest.FromString("x").String())
+	bad := mustRef(t, reg+"/berth/multi@"+digest.FromString("x").String())
 	if _, err := Pull(ctx, bad, newStore(t), PullOptions{}); err == nil {
 		t.Fatal("pull of an unknown digest succeeded")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/berth-project/berth/image/content/local"
+	"github.com/berth-project/berth/internal/testutil"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -125,14 +126,14 @@ func (p *cutProxy) set(fn func(p *cutProxy)) {
 // TestResumePull interrupts a pull in the middle of a layer and checks the
 // next pull asks only for the rest of it, and nothing else it has.
 func TestResumePull(t *testing.T) {
-	reg := startRegistry(t, nil)
+	reg := testutil.StartRegistry(t, nil)
 	ctx := context.Background()
 	src := newStore(t)
 	img := loadImage(t, src, "layers:1")
-	if err := Push(ctx, mustRef(t, reg.host+"/berth/resume:1"), src, img.manifest, PushOptions{}); err != nil {
+	if err := Push(ctx, mustRef(t, reg+"/berth/resume:1"), src, img.manifest, PushOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	proxy := startCutProxy(t, reg.host)
+	proxy := startCutProxy(t, reg)
 	ref := mustRef(t, proxy.host()+"/berth/resume:1")
 	target := img.layers[0] // busybox, the big one
 	const cutAfter = 300_000
@@ -244,14 +245,14 @@ func TestResumePull(t *testing.T) {
 // TestPullRetriesBrokenTransfer: a connection that breaks mid-layer is
 // resumed within the same pull.
 func TestPullRetriesBrokenTransfer(t *testing.T) {
-	reg := startRegistry(t, nil)
+	reg := testutil.StartRegistry(t, nil)
 	ctx := context.Background()
 	src := newStore(t)
 	img := loadImage(t, src, "busybox:1.35")
-	if err := Push(ctx, mustRef(t, reg.host+"/berth/retry:1"), src, img.manifest, PushOptions{}); err != nil {
+	if err := Push(ctx, mustRef(t, reg+"/berth/retry:1"), src, img.manifest, PushOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	proxy := startCutProxy(t, reg.host)
+	proxy := startCutProxy(t, reg)
 	target := img.layers[0]
 	proxy.set(func(p *cutProxy) {
 		p.target, p.cutAfter, p.ready, p.cancel, p.oneShot = target.Digest, 200_000, nil, func() {}, true

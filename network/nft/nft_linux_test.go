@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"os"
 	"testing"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 func ruleset() Ruleset {
@@ -38,12 +40,7 @@ func TestDesiredKeysUnique(t *testing.T) {
 }
 
 func TestApplyIsIncremental(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("needs root")
-		}
-		t.Skip("needs root")
-	}
+	testutil.RequireRoot(t, "it applies nftables rulesets")
 	rs := ruleset()
 	rs.Table = "berth_unit_" + string(rune('a'+os.Getpid()%26))
 	t.Cleanup(func() { Delete(rs.Table) })

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 const helperEnv = "BERTH_CONSOLE_TEST_HELPER"
@@ -342,22 +344,11 @@ func TestSetupSlave(t *testing.T) {
 	}
 }
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root, and CI runs as root")
-	}
-	t.Skip("this test needs root (mounts a devpts instance)")
-}
-
 // TestNewPtyPrivateDevpts builds the /dev layout a container gets (a private
 // devpts instance on dev/pts and dev/ptmx -> pts/ptmx) and checks that NewPty
 // resolves slaves inside that instance, whichever path it is given.
 func TestNewPtyPrivateDevpts(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "it mounts a devpts instance")
 	dev := filepath.Join(t.TempDir(), "berth-dev")
 	pts := filepath.Join(dev, "pts")
 	if err := os.MkdirAll(pts, 0o755); err != nil {

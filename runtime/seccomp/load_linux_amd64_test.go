@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/berth-project/berth/internal/testutil"
 	"github.com/berth-project/berth/runtime/seccomp/internal/int80"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -99,7 +100,7 @@ func TestLoadX86AndX32Sections(t *testing.T) {
 	} {
 		t.Run(c.what, func(t *testing.T) {
 			if c.root {
-				requireRoot(t)
+				testutil.RequireRoot(t, "it mounts in a private mount namespace")
 			}
 			e, sig := runProbe32(t, nil, c.probe)
 			if sig != 0 || e != int(c.control) {

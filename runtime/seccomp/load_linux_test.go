@@ -17,6 +17,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 // The root tests re-execute the test binary as a child that loads a filter
@@ -162,17 +164,6 @@ func runProbe(t *testing.T, p *Program, private bool) (map[string]int, string) {
 	return r, dir
 }
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (it mounts in a private mount namespace); CI must run go test as root")
-	}
-	t.Skip("needs root to mount in a private mount namespace; run go test as root (CI does)")
-}
-
 func errnoName(e int) string {
 	if e == 0 {
 		return "success"
@@ -249,7 +240,7 @@ func kernelRelease() string {
 // TestLoadDefaultProfileProbes makes the calls Docker's profile refuses, as
 // root in a private mount namespace, with and without the filter.
 func TestLoadDefaultProfileProbes(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "it mounts in a private mount namespace")
 	p, err := Compile(DefaultProfile())
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +271,7 @@ func TestLoadDefaultProfileProbes(t *testing.T) {
 // TestLoadDefaultProfileExec execs real programs under Docker's profile:
 // unshare -U / -m and mount fail, busybox works.
 func TestLoadDefaultProfileExec(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "it mounts in a private mount namespace")
 	p, err := Compile(DefaultProfile())
 	if err != nil {
 		t.Fatal(err)

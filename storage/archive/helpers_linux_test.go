@@ -15,18 +15,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 // requireRoot skips (or, in CI, fails) a test that needs root.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (it creates devices and chowns files); CI must run go test as root")
-	}
-	t.Skip("needs root to create devices and chown files; run go test as root (CI does)")
+	testutil.RequireRoot(t, "it creates devices and chowns files")
 }
 
 // ent describes one tar entry of a crafted layer.

@@ -12,31 +12,9 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-)
 
-// sharedImages returns ../shared/images (relative to the repository root).
-func sharedImages(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("repository root (go.mod) not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "images")
-	if _, err := os.Stat(filepath.Join(p, "oci", "index.json")); err != nil {
-		t.Fatalf("the shared test images are missing (../shared/images/oci next to the repository): %v", err)
-	}
-	return p
-}
+	"github.com/berth-project/berth/internal/testutil"
+)
 
 // imageLayers returns the uncompressed layer tars of the image named ref
 // in an OCI image layout.
@@ -131,7 +109,7 @@ func checkLayersImage(t *testing.T, root string) {
 
 func TestApplyLayersImageVFS(t *testing.T) {
 	requireRoot(t)
-	layers := imageLayers(t, filepath.Join(sharedImages(t), "oci"), "layers:1")
+	layers := imageLayers(t, filepath.Join(testutil.SharedImages(t), "oci"), "layers:1")
 	if len(layers) != 4 {
 		t.Fatalf("layers:1 has %d layers, want 4", len(layers))
 	}
@@ -159,7 +137,7 @@ func TestApplyLayersImageVFS(t *testing.T) {
 // applying it in vfs mode gives the same image.
 func TestLayersImageOverlay(t *testing.T) {
 	requireRoot(t)
-	layers := imageLayers(t, filepath.Join(sharedImages(t), "oci"), "layers:1")
+	layers := imageLayers(t, filepath.Join(testutil.SharedImages(t), "oci"), "layers:1")
 	base, err := os.MkdirTemp("", "berth-archive-overlay-")
 	if err != nil {
 		t.Fatal(err)

@@ -80,13 +80,7 @@ func TestLoadKilledAtAnyMoment(t *testing.T) {
 
 // TestPullKilledAtAnyMoment is the same for `berth pull` from a registry.
 func TestPullKilledAtAnyMoment(t *testing.T) {
-	reg := startRegistry(t, nil)
-	ref := reg.host + "/berth/web:1"
-	main := mainStore()
-	main.must(t, "tag", "web:1", ref)
-	t.Cleanup(func() { main.run(t, nil, "rmi", ref) })
-	main.must(t, "push", "-q", ref)
-	want := main.imageID(t, "web:1")
+	ref, want := pushWeb(t)
 	s := newStore(t)
 	for _, d := range killDelays {
 		finished := killAt(t, s, d, "pull", "-q", ref)

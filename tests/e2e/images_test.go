@@ -15,8 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,8 +25,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 // store is a berth --root of its own, for tests that change the image set
@@ -160,91 +159,16 @@ func (s *store) runImage(t testing.TB, args ...string) string {
 	return s.must(t, append([]string{"run", "--network", "none", "--name", name}, args...)...)
 }
 
-// registry is a docker-registry process of the test.
-type registry struct {
-	host string // 127.0.0.1:port
-	dir  string
-}
-
-// startRegistry runs Debian's docker-registry on a free loopback port,
-// with storage in a temp dir; users (name -> password) turn on htpasswd
-// auth. The process is killed by PID and the dir removed at the end.
-func startRegistry(t *testing.T, users map[string]string) *registry {
+// pushWeb pushes the tests' web:1 to a registry of the test and returns
+// the reference pushed and the image's ID.
+func pushWeb(t *testing.T) (ref, id string) {
 	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		out, err := exec.Command("sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry").CombinedOutput()
-		if err != nil {
-			t.Fatalf("docker-registry missing, and apt-get install failed: %v\n%s", err, out)
-		}
-		if bin, err = exec.LookPath("docker-registry"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir, err := os.MkdirTemp("", "berth-e2e-registry-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := l.Addr().String()
-	l.Close()
-	auth := ""
-	if users != nil {
-		var b strings.Builder
-		for u, p := range users {
-			h, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.MinCost)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(&b, "%s:%s\n", u, h)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(b.String()), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		auth = fmt.Sprintf("auth:\n  htpasswd:\n    realm: berth-e2e\n    path: %s\n", filepath.Join(dir, "htpasswd"))
-	}
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n  secret: berth-e2e-secret\n%s",
-		filepath.Join(dir, "data"), host, auth)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "registry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get("http://" + host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "registry.log"))
-			t.Fatalf("docker-registry exited:\n%s", log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry did not answer on %s", host)
-		}
-	}
-	return &registry{host: host, dir: dir}
+	ref = testutil.StartRegistry(t, nil) + "/berth/web:1"
+	main := mainStore()
+	main.must(t, "tag", "web:1", ref)
+	t.Cleanup(func() { main.run(t, nil, "rmi", ref) })
+	main.must(t, "push", "-q", ref)
+	return ref, main.imageID(t, "web:1")
 }
 
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
@@ -252,18 +176,18 @@ var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 // TestPushPullRoundTrip tags an image, pushes it to a registry, removes
 // it, pulls it back and runs it: same ID, the pushed digest recorded.
 func TestPushPullRoundTrip(t *testing.T) {
-	reg := startRegistry(t, nil)
+	reg := testutil.StartRegistry(t, nil)
 	s := newStore(t)
 	s.pullLayout(t, "layers:1")
 	id := s.imageID(t, "layers:1")
-	ref := reg.host + "/berth/layers:1"
+	ref := reg + "/berth/layers:1"
 	s.must(t, "tag", "layers:1", ref)
 	if got := s.imageID(t, ref); got != id {
 		t.Fatalf("tag: %s is %s, want %s", ref, got, id)
 	}
 
 	out := s.must(t, "push", ref)
-	if !strings.HasPrefix(out, "The push refers to repository ["+reg.host+"/berth/layers]\n") {
+	if !strings.HasPrefix(out, "The push refers to repository ["+reg+"/berth/layers]\n") {
 		t.Errorf("push output does not start as Docker's:\n%s", out)
 	}
 	m := regexp.MustCompile(`(?m)^1: digest: (sha256:[0-9a-f]{64}) size: \d+$`).FindStringSubmatch(out)
@@ -278,7 +202,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 		t.Errorf("push to a pipe wrote terminal escapes:\n%q", out)
 	}
 	// As after docker push, the repository digest is known locally.
-	if got := strings.TrimSpace(s.must(t, "image", "inspect", "--format", "{{json .RepoDigests}}", ref)); got != `["`+reg.host+`/berth/layers@`+pushed+`"]` {
+	if got := strings.TrimSpace(s.must(t, "image", "inspect", "--format", "{{json .RepoDigests}}", ref)); got != `["`+reg+`/berth/layers@`+pushed+`"]` {
 		t.Errorf("RepoDigests after push: %s, want the pushed digest %s", got, pushed)
 	}
 	// A second push sends no blob again.
@@ -320,11 +244,11 @@ func TestPushPullRoundTrip(t *testing.T) {
 	if got := s.imageID(t, ref); got != id {
 		t.Errorf("pulled image ID %s, want the pushed %s", got, id)
 	}
-	if got := strings.TrimSpace(s.must(t, "image", "inspect", "--format", "{{.RepoDigests}}", ref)); got != "["+reg.host+"/berth/layers@"+pushed+"]" {
-		t.Errorf("RepoDigests %s, want [%s/berth/layers@%s]", got, reg.host, pushed)
+	if got := strings.TrimSpace(s.must(t, "image", "inspect", "--format", "{{.RepoDigests}}", ref)); got != "["+reg+"/berth/layers@"+pushed+"]" {
+		t.Errorf("RepoDigests %s, want [%s/berth/layers@%s]", got, reg, pushed)
 	}
 	rows := strings.TrimSpace(s.must(t, "images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}} {{.ID}}"))
-	if want := reg.host + "/berth/layers 1 " + pushed + " " + strings.TrimPrefix(id, "sha256:")[:12]; rows != want {
+	if want := reg + "/berth/layers 1 " + pushed + " " + strings.TrimPrefix(id, "sha256:")[:12]; rows != want {
 		t.Errorf("images --digests: %q, want %q", rows, want)
 	}
 	// Pulling again changes nothing.
@@ -333,7 +257,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 		t.Errorf("second pull:\n%s", out)
 	}
 	// By digest.
-	byDigest := reg.host + "/berth/layers@" + pushed
+	byDigest := reg + "/berth/layers@" + pushed
 	if out := s.must(t, "pull", "-q", byDigest); out != byDigest+"\n" {
 		t.Errorf("pull -q by digest printed %q, want %q", out, byDigest+"\n")
 	}
@@ -355,10 +279,10 @@ func TestPushPullRoundTrip(t *testing.T) {
 // TestPullProgressTerminal pulls with stdout on a pseudo-terminal: the
 // progress is redrawn in place with ANSI escapes.
 func TestPullProgressTerminal(t *testing.T) {
-	reg := startRegistry(t, nil)
+	reg := testutil.StartRegistry(t, nil)
 	src := newStore(t)
 	src.pullLayout(t, "busybox:1.35")
-	ref := reg.host + "/berth/busybox:tty"
+	ref := reg + "/berth/busybox:tty"
 	src.must(t, "tag", "busybox:1.35", ref)
 	src.must(t, "push", "-q", ref)
 
@@ -425,13 +349,13 @@ func openPTY() (master, slave *os.File, err error) {
 // $DOCKER_CONFIG/config.json as Docker writes them, push and pull work,
 // a wrong password is refused, logout removes them.
 func TestLoginBasicAuth(t *testing.T) {
-	reg := startRegistry(t, map[string]string{"berth": "s3cret"})
+	reg := testutil.StartRegistry(t, map[string]string{"berth": "s3cret"})
 	cfgDir := t.TempDir()
 	cfgFile := filepath.Join(cfgDir, "config.json")
 	s := newStore(t)
 	s.env = []string{"DOCKER_CONFIG=" + cfgDir}
 	s.pullLayout(t, "busybox:1.35")
-	ref := reg.host + "/berth/private:1"
+	ref := reg + "/berth/private:1"
 	s.must(t, "tag", "busybox:1.35", ref)
 
 	// Not logged in: refused, and said so.
@@ -441,16 +365,16 @@ func TestLoginBasicAuth(t *testing.T) {
 	}
 
 	// A wrong password: a clear error, nothing stored.
-	r := s.run(t, nil, "login", "-u", "berth", "-p", "wrong", reg.host)
+	r := s.run(t, nil, "login", "-u", "berth", "-p", "wrong", reg)
 	if r.code == 0 || !strings.Contains(strings.ToLower(r.err), "unauthorized") && !strings.Contains(strings.ToLower(r.err), "incorrect") {
 		t.Errorf("login with a wrong password: exit %d, stderr %q; want a failure saying unauthorized", r.code, r.err)
 	}
-	if b, err := os.ReadFile(cfgFile); err == nil && strings.Contains(string(b), reg.host) {
+	if b, err := os.ReadFile(cfgFile); err == nil && strings.Contains(string(b), reg) {
 		t.Errorf("a failed login stored credentials:\n%s", b)
 	}
 
 	// --password-stdin.
-	r = s.run(t, []byte("s3cret\n"), "login", "-u", "berth", "--password-stdin", reg.host)
+	r = s.run(t, []byte("s3cret\n"), "login", "-u", "berth", "--password-stdin", reg)
 	if r.code != 0 || !strings.Contains(r.out, "Login Succeeded") {
 		t.Fatalf("login --password-stdin: exit %d out %q err %q", r.code, r.out, r.err)
 	}
@@ -466,8 +390,8 @@ func TestLoginBasicAuth(t *testing.T) {
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		t.Fatalf("config.json: %v\n%s", err, b)
 	}
-	if got := cfg.Auths[reg.host].Auth; got != base64.StdEncoding.EncodeToString([]byte("berth:s3cret")) {
-		t.Fatalf("config.json auths[%s].auth = %q, want base64 of berth:s3cret (Docker's format):\n%s", reg.host, got, b)
+	if got := cfg.Auths[reg].Auth; got != base64.StdEncoding.EncodeToString([]byte("berth:s3cret")) {
+		t.Fatalf("config.json auths[%s].auth = %q, want base64 of berth:s3cret (Docker's format):\n%s", reg, got, b)
 	}
 	if st, err := os.Stat(cfgFile); err == nil && st.Mode().Perm()&0o077 != 0 {
 		t.Errorf("config.json mode %v: credentials readable by others", st.Mode().Perm())
@@ -481,17 +405,17 @@ func TestLoginBasicAuth(t *testing.T) {
 	}
 
 	// -u -p also works (a second login replaces the entry).
-	if out := s.must(t, "login", "-u", "berth", "-p", "s3cret", reg.host); !strings.Contains(out, "Login Succeeded") {
+	if out := s.must(t, "login", "-u", "berth", "-p", "s3cret", reg); !strings.Contains(out, "Login Succeeded") {
 		t.Errorf("login -u -p: %q", out)
 	}
 
-	out := s.must(t, "logout", reg.host)
-	if !strings.Contains(out, reg.host) {
+	out := s.must(t, "logout", reg)
+	if !strings.Contains(out, reg) {
 		t.Errorf("logout output %q does not name the registry", out)
 	}
 	b, _ = os.ReadFile(cfgFile)
-	if strings.Contains(string(b), reg.host) {
-		t.Errorf("config.json still names %s after logout:\n%s", reg.host, b)
+	if strings.Contains(string(b), reg) {
+		t.Errorf("config.json still names %s after logout:\n%s", reg, b)
 	}
 	s.must(t, "rmi", ref)
 	errOut = s.fails(t, nil, "pull", ref)
@@ -960,13 +884,13 @@ func TestImageInspectHistoryDf(t *testing.T) {
 // TestPullBadInput: a tag the registry does not have, an invalid
 // reference, a registry that is not there.
 func TestPullBadInput(t *testing.T) {
-	reg := startRegistry(t, nil)
+	reg := testutil.StartRegistry(t, nil)
 	s := newStore(t)
 	for _, tc := range []struct {
 		ref  string
 		want []string
 	}{
-		{reg.host + "/berth/nothing:nosuch", []string{reg.host + "/berth/nothing:nosuch", "not found"}},
+		{reg + "/berth/nothing:nosuch", []string{reg + "/berth/nothing:nosuch", "not found"}},
 		{"Upper:1", []string{"Upper:1", "lowercase"}},
 		// As for Docker, the upper-case first component is a registry host.
 		{"UPPER/case", []string{"UPPER/case"}},
@@ -995,13 +919,7 @@ func TestPullBadInput(t *testing.T) {
 // downloads: no partial image is ever listed, and the next pull completes
 // and lists the image once.
 func TestPullKilledMidway(t *testing.T) {
-	reg := startRegistry(t, nil)
-	ref := reg.host + "/berth/web:1"
-	main := mainStore()
-	main.must(t, "tag", "web:1", ref)
-	t.Cleanup(func() { main.run(t, nil, "rmi", ref) })
-	main.must(t, "push", "-q", ref)
-	want := main.imageID(t, "web:1")
+	ref, want := pushWeb(t)
 
 	s := newStore(t)
 	cmd := s.cmd("pull", ref)

@@ -9,11 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 var (
@@ -28,13 +29,8 @@ var (
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			fmt.Fprintln(os.Stderr, "e2e tests need root, and CI runs as root: failing")
-			return 1
-		}
-		fmt.Fprintln(os.Stderr, "e2e tests need root: skipped")
-		return 0
+	if code, ok := testutil.MainRequiresRoot("e2e tests"); !ok {
+		return code
 	}
 	tmp, err := os.MkdirTemp("", "berth-e2e-")
 	if err != nil {
@@ -54,17 +50,11 @@ func run(m *testing.M) int {
 	os.Setenv("BERTH_BRIDGE", "berthe2e0")
 	os.Setenv("BERTH_NFT_TABLE", "berth_e2e")
 	os.Setenv("BERTH_CGROUP_PARENT", "/berth-e2e")
-	berthBin = os.Getenv("BERTH")
-	if berthBin == "" {
-		berthBin = filepath.Join(tmp, "berth")
-		cmd := exec.Command("go", "build", "-tags", "netgo osusergo", "-o", berthBin, "../../cmd/berth")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build berth:", err)
-			return 1
-		}
+	if berthBin, err = testutil.Binary("BERTH", tmp, "berth"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	if shared, err = findShared(); err != nil {
+	if shared, err = testutil.FindSharedImages(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -93,7 +83,7 @@ func run(m *testing.M) int {
 			syscall.Rmdir(d)
 		}
 	}
-	leaks := leakDiff(before, leakSnapshot())
+	leaks := testutil.Added(before, leakSnapshot())
 	if exec.Command("ip", "link", "show", "berthe2e0").Run() == nil {
 		leaks = append(leaks, "link berthe2e0 (the default bridge, after system reset)")
 	}
@@ -104,17 +94,6 @@ func run(m *testing.M) int {
 		}
 	}
 	return code
-}
-
-func findShared() (string, error) {
-	dir, _ := os.Getwd()
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		p := filepath.Join(d, "..", "shared", "images")
-		if _, err := os.Stat(filepath.Join(p, "oci", "index.json")); err == nil {
-			return filepath.Clean(p), nil
-		}
-	}
-	return "", fmt.Errorf("../shared/images not found above %s", dir)
 }
 
 // result is a finished berth command.
@@ -240,15 +219,4 @@ func leakSnapshot() map[string]bool {
 		}
 	}
 	return out
-}
-
-func leakDiff(before, after map[string]bool) []string {
-	var l []string
-	for k := range after {
-		if !before[k] {
-			l = append(l, k)
-		}
-	}
-	sort.Strings(l)
-	return l
 }

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 // hostAddr is an address of this host other than loopback.
@@ -68,7 +70,7 @@ func TestPublishedPort(t *testing.T) {
 		t.Fatalf("second publish of 18080: exit %d, %q", r.code, r.err)
 	}
 	berth(t, "rm", "-f", "berth-pub2")
-	if leaks := leakDiff(before, leakSnapshot()); len(leaks) > 0 {
+	if leaks := testutil.Added(before, leakSnapshot()); len(leaks) > 0 {
 		t.Fatalf("the failed run left: %v", leaks)
 	}
 	// Hairpin: another container reaches it through the host's address.
@@ -204,7 +206,7 @@ func TestKill9DuringRunNoNetworkOrphans(t *testing.T) {
 		must(t, "run", "--rm", "-p", fmt.Sprintf("1809%d:80", i), "busybox:1.35", "true")
 	}
 	time.Sleep(300 * time.Millisecond)
-	if leaks := leakDiff(before, leakSnapshot()); len(leaks) > 0 {
+	if leaks := testutil.Added(before, leakSnapshot()); len(leaks) > 0 {
 		t.Fatalf("left behind: %v", leaks)
 	}
 }

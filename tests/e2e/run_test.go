@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 func TestRunOutputAndExitCode(t *testing.T) {
@@ -375,7 +377,7 @@ func TestConcurrentContainersLeaveNothing(t *testing.T) {
 	if out := must(t, "ps", "-aq", "--filter", "name=berth-many"); strings.TrimSpace(out) != "" {
 		t.Fatalf("containers left: %q", out)
 	}
-	if leaks := leakDiff(map[string]bool{}, leakSnapshot()); len(leaks) > 0 {
+	if leaks := testutil.Added(map[string]bool{}, leakSnapshot()); len(leaks) > 0 {
 		// Other tests' containers may run in parallel; only ours matter.
 		for _, l := range leaks {
 			if strings.Contains(l, "berth-many") {

@@ -11,13 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-project/berth/internal/testutil"
 	"github.com/berth-project/berth/runtime/profile"
 )
 
@@ -31,13 +31,8 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			fmt.Fprintln(os.Stderr, "integration tests need root, and CI runs as root: failing")
-			return 1
-		}
-		fmt.Fprintln(os.Stderr, "integration tests need root: skipped")
-		return 0
+	if code, ok := testutil.MainRequiresRoot("integration tests"); !ok {
+		return code
 	}
 	tmp, err := os.MkdirTemp("", "berth-itest-")
 	if err != nil {
@@ -45,15 +40,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	runcBin = os.Getenv("BERTH_RUNC")
-	if runcBin == "" {
-		runcBin = filepath.Join(tmp, "berth-runc")
-		cmd := exec.Command("go", "build", "-tags", "netgo osusergo", "-o", runcBin, "../../cmd/berth-runc")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build berth-runc:", err)
-			return 1
-		}
+	if runcBin, err = testutil.Binary("BERTH_RUNC", tmp, "berth-runc"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	template = filepath.Join(tmp, "busybox-rootfs")
 	if err := makeBusyboxRootfs(template); err != nil {
@@ -62,7 +51,7 @@ func run(m *testing.M) int {
 	}
 	before := leakSnapshot()
 	code := m.Run()
-	if leaks := leakDiff(before, leakSnapshot()); len(leaks) > 0 {
+	if leaks := testutil.Added(before, leakSnapshot()); len(leaks) > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: the tests left these behind:\n  %s\n", strings.Join(leaks, "\n  "))
 		if code == 0 {
 			code = 1
@@ -320,15 +309,4 @@ func leakSnapshot() map[string]bool {
 		}
 	}
 	return out
-}
-
-func leakDiff(before, after map[string]bool) []string {
-	var l []string
-	for k := range after {
-		if !before[k] {
-			l = append(l, k)
-		}
-	}
-	sort.Strings(l)
-	return l
 }

@@ -25,37 +25,13 @@ import (
 	"github.com/berth-project/berth/image/archive"
 	"github.com/berth-project/berth/image/content"
 	"github.com/berth-project/berth/image/content/local"
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 func TestArchiveDockerLoadSave(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("needs root (CI runs as root)")
-		}
-		t.Skip("needs root")
-	}
-	installPackages(t, map[string]string{"dockerd": "docker.io", "containerd": "containerd", "runc": "runc"})
-	before := snapshotHost()
-	keys := readKeyQuota()
-	work, err := os.MkdirTemp("", "berth-interop-archive-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Registered first, so it runs after the daemons were stopped.
-		restoreKeyQuota(keys)
-		removeNewEmpty(before, "/run/docker/plugins", "/run/docker", "/run/containerd/s", "/run/containerd")
-		if err := os.RemoveAll(work); err != nil {
-			t.Errorf("remove %s: %v", work, err)
-		}
-		if diff := diffHost(before, snapshotHost()); diff != "" {
-			t.Errorf("host paths changed by the test:\n%s", diff)
-		}
-	})
-	images, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	work, _ := hostWork(t, "berth-interop-archive-", map[string]string{"dockerd": "docker.io", "containerd": "containerd", "runc": "runc"},
+		"/run/docker/plugins", "/run/docker", "/run/containerd/s", "/run/containerd")
+	images := testutil.SharedImages(t)
 	ctx := context.Background()
 	cs, err := local.New(filepath.Join(work, "content"))
 	if err != nil {

@@ -7,9 +7,10 @@
 //	BERTH=$PWD/bin/berth go test ./tests/interop/ -run TestCLI -v
 //
 // Without $BERTH the test builds berth. It reuses registry_test.go's
-// helpers: missing Debian packages are installed, containerd, dockerd and
-// the registry are private to one /tmp/berth-interop-cli-* directory, and
-// what dockerd changes on the host by default is put back.
+// helpers: missing Debian packages are installed, containerd and dockerd
+// are private to one /tmp/berth-interop-cli-* directory (the registry, of
+// internal/testutil, to its own temporary directory), and what dockerd
+// changes on the host by default is put back.
 package interop_test
 
 import (
@@ -19,44 +20,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 func TestCLIDockerSaveLoadPull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("needs root (CI runs as root)")
-		}
-		t.Skip("needs root")
-	}
-	installPackages(t, map[string]string{"docker-registry": "docker-registry", "dockerd": "docker.io", "containerd": "containerd", "runc": "runc"})
-	before := snapshotHost()
-	keys := readKeyQuota()
-	work, err := os.MkdirTemp("", "berth-interop-cli-")
+	work, _ := hostWork(t, "berth-interop-cli-", map[string]string{"docker-registry": "docker-registry", "dockerd": "docker.io", "containerd": "containerd", "runc": "runc"},
+		"/run/docker/plugins", "/run/docker", "/run/containerd/s", "/run/containerd")
+	bin, err := testutil.Binary("BERTH", work, "berth")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		// Registered first, so it runs after the daemons were stopped.
-		restoreKeyQuota(keys)
-		removeNewEmpty(before, "/run/docker/plugins", "/run/docker", "/run/containerd/s", "/run/containerd")
-		if err := os.RemoveAll(work); err != nil {
-			t.Errorf("remove %s: %v", work, err)
-		}
-		if diff := diffHost(before, snapshotHost()); diff != "" {
-			t.Errorf("host paths changed by the test:\n%s", diff)
-		}
-	})
-	bin := os.Getenv("BERTH")
-	if bin == "" {
-		bin = filepath.Join(work, "berth")
-		if out, err := exec.Command("go", "build", "-tags", "netgo osusergo", "-o", bin, "../../cmd/berth").CombinedOutput(); err != nil {
-			t.Fatalf("build berth: %v\n%s", err, out)
-		}
-	}
-	images, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	images := testutil.SharedImages(t)
 	// berth makes a command of the berth store named store.
 	berth := func(store string, args ...string) *exec.Cmd {
 		d := filepath.Join(work, "berth-"+store)
@@ -164,7 +139,7 @@ func TestCLIDockerSaveLoadPull(t *testing.T) {
 	})
 
 	t.Run("pull -q prints what docker pull -q prints", func(t *testing.T) {
-		host := startRegistry(t, work)
+		host := testutil.StartRegistry(t, nil)
 		ref := host + "/berth/busybox:q"
 		run(t, 30, berth("a", "tag", "busybox:1.35", ref))
 		run(t, 60, berth("a", "push", "-q", ref))

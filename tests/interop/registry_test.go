@@ -16,8 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +30,7 @@ import (
 	"github.com/berth-project/berth/image/content"
 	"github.com/berth-project/berth/image/content/local"
 	"github.com/berth-project/berth/image/registry"
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 // hostPaths are paths dockerd and podman use by default; the test must not
@@ -42,38 +41,19 @@ var hostPaths = []string{
 }
 
 func TestRegistryDockerPodmanPullBerthPush(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("needs root (CI runs as root)")
-		}
-		t.Skip("needs root")
-	}
-	installPackages(t, map[string]string{
+	work, before := hostWork(t, "berth-interop-registry-", map[string]string{
 		"docker-registry": "docker-registry", "dockerd": "docker.io", "containerd": "containerd",
 		"podman": "podman", "conmon": "conmon", "runc": "runc",
-	})
-	before := snapshotHost()
-	keys := readKeyQuota()
-	work, err := os.MkdirTemp("", "berth-interop-registry-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, "/var/lib/containers/cache", "/var/lib/containers", "/run/docker/plugins", "/run/docker", "/run/containerd/s", "/run/containerd")
 	t.Cleanup(func() {
-		// Registered first, so it runs after every daemon was stopped.
-		restoreKeyQuota(keys)
+		// Registered after hostWork's, so it runs before its removeNewEmpty
+		// (and after every daemon was stopped).
 		if cache := "/var/lib/containers/cache/blob-info-cache-v1.boltdb"; !before[cache] {
 			os.Remove(cache) // podman 4.3 writes it as root whatever its settings
 		}
-		removeNewEmpty(before, "/var/lib/containers/cache", "/var/lib/containers", "/run/docker/plugins", "/run/docker", "/run/containerd/s", "/run/containerd")
-		if err := os.RemoveAll(work); err != nil {
-			t.Errorf("remove %s: %v", work, err)
-		}
-		if diff := diffHost(before, snapshotHost()); diff != "" {
-			t.Errorf("host paths changed by the test:\n%s", diff)
-		}
 	})
 
-	host := startRegistry(t, work)
+	host := testutil.StartRegistry(t, nil)
 	ctx := context.Background()
 	cs, err := local.New(filepath.Join(work, "content"))
 	if err != nil {
@@ -149,6 +129,37 @@ func run(t *testing.T, secs int, cmd *exec.Cmd) string {
 	return stdout.String()
 }
 
+// hostWork prepares a test that runs daemons on the host: it needs root,
+// installs the missing packages of pkgs (binary -> Debian package) and
+// makes a work directory named prefix*. When the test ends, after the
+// daemons were stopped, it puts root's key quota back, removes those of
+// emptyDirs that are new and empty, removes the work directory and checks
+// that the host paths are as they were. It returns the work directory and
+// the host paths before the test.
+func hostWork(t *testing.T, prefix string, pkgs map[string]string, emptyDirs ...string) (string, map[string]bool) {
+	t.Helper()
+	testutil.RequireRoot(t, "it runs dockerd and containerd")
+	installPackages(t, pkgs)
+	before := snapshotHost()
+	keys := readKeyQuota()
+	work, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Registered first, so it runs after the daemons were stopped.
+		restoreKeyQuota(keys)
+		removeNewEmpty(before, emptyDirs...)
+		if err := os.RemoveAll(work); err != nil {
+			t.Errorf("remove %s: %v", work, err)
+		}
+		if diff := diffHost(before, snapshotHost()); diff != "" {
+			t.Errorf("host paths changed by the test:\n%s", diff)
+		}
+	})
+	return work, before
+}
+
 func installPackages(t *testing.T, bins map[string]string) {
 	t.Helper()
 	var need []string
@@ -173,16 +184,6 @@ func installPackages(t *testing.T, bins map[string]string) {
 	if err != nil {
 		t.Fatalf("apt-get install %v: %v\n%s", need, err, out)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // startDaemon starts a process whose output goes to log, stopped by PID
@@ -224,29 +225,6 @@ func waitFor(t *testing.T, what, log string, ok func() bool) {
 	}
 	b, _ := os.ReadFile(log)
 	t.Fatalf("%s not ready after 60s; log:\n%s", what, b)
-}
-
-func startRegistry(t *testing.T, work string) string {
-	t.Helper()
-	dir := filepath.Join(work, "registry")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n  secret: berth-interop\n", filepath.Join(dir, "data"), addr)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	log := filepath.Join(dir, "registry.log")
-	startDaemon(t, log, nil, "docker-registry", "serve", filepath.Join(dir, "config.yml"))
-	waitFor(t, "docker-registry", log, func() bool {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
-	return addr
 }
 
 // startDocker starts a private containerd and dockerd (vfs storage, no
@@ -365,10 +343,7 @@ network_config_dir = %q
 // loadLayoutImage copies one image of the shared OCI layout into cs.
 func loadLayoutImage(t *testing.T, cs content.Store, refName string) ocispec.Descriptor {
 	t.Helper()
-	layout, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "images", "oci"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	layout := filepath.Join(testutil.SharedImages(t), "oci")
 	raw, err := os.ReadFile(filepath.Join(layout, "index.json"))
 	if err != nil {
 		t.Fatalf("test images: %v", err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-project/berth/internal/testutil"
 	"github.com/berth-project/berth/storage/archive"
 	"github.com/berth-project/berth/storage/snapshot"
 )
@@ -37,7 +38,7 @@ func Benchmark(b *testing.B, newSnapshotter func(root string) (snapshot.Snapshot
 		s.Close()
 	}()
 	parent := ""
-	for i, p := range ImageLayers(b, SharedImages(b), "layers:1") {
+	for i, p := range ImageLayers(b, filepath.Join(testutil.SharedImages(b), "oci"), "layers:1") {
 		f, err := os.Open(p)
 		if err != nil {
 			b.Fatal(err)

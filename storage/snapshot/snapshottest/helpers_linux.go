@@ -22,17 +22,6 @@ import (
 	"github.com/berth-project/berth/storage/snapshot"
 )
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("the snapshotter conformance suite mounts filesystems and needs root; CI must run go test as root")
-	}
-	t.Skip("the snapshotter conformance suite mounts filesystems; run go test as root (CI does)")
-}
-
 // harness is one subtest's snapshotter on its own root.
 type harness struct {
 	t    *testing.T

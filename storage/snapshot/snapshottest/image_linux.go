@@ -13,32 +13,9 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-)
 
-// SharedImages returns the OCI layout in ../shared/images/oci, found by
-// walking up from the working directory to the repository root (go.mod).
-func SharedImages(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("repository root (go.mod) not found above the working directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "images", "oci")
-	if _, err := os.Stat(filepath.Join(p, "index.json")); err != nil {
-		tb.Fatalf("the shared test images are missing (../shared/images/oci next to the repository): %v", err)
-	}
-	return p
-}
+	"github.com/berth-project/berth/internal/testutil"
+)
 
 // ImageLayers returns the compressed layer blobs (paths) of the image
 // named ref (annotation org.opencontainers.image.ref.name) in an OCI
@@ -88,7 +65,7 @@ func ImageLayers(tb testing.TB, layout, ref string) []string {
 func (h *harness) unpackImage(ref string) string {
 	t := h.t
 	parent := ""
-	for i, p := range ImageLayers(t, SharedImages(t), ref) {
+	for i, p := range ImageLayers(t, filepath.Join(testutil.SharedImages(t), "oci"), ref) {
 		f, err := os.Open(p)
 		if err != nil {
 			t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/internal/testutil"
 	"github.com/berth-project/berth/storage/snapshot"
 )
 
@@ -45,7 +46,7 @@ func Run(t *testing.T, newSnapshotter func(root string) (snapshot.Snapshotter, e
 		crashChild(t, mustNew)
 		return
 	}
-	requireRoot(t)
+	testutil.RequireRoot(t, "the snapshotter conformance suite mounts filesystems")
 	for _, tc := range []struct {
 		name string
 		fn   func(t *testing.T, h *harness)
