@@ -26,34 +26,17 @@ func sortNewest(cs []*Container) {
 	sort.SliceStable(cs, func(i, j int) bool { return cs[i].Created.After(cs[j].Created) })
 }
 
-// ParseSignal parses a signal name (KILL, SIGKILL) or number.
+// ParseSignal parses a signal name (KILL, SIGKILL) or number; "" is
+// SIGTERM.
 func ParseSignal(s string) (unix.Signal, error) {
 	if s == "" {
 		return unix.SIGTERM, nil
 	}
-	if n, err := strconv.Atoi(s); err == nil {
-		if n <= 0 || n > 64 {
-			return 0, fmt.Errorf("invalid signal %q", s)
-		}
-		return unix.Signal(n), nil
+	sig, err := runtime.ParseSignal(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid signal %q", s)
 	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if sig := unix.SignalNum(name); sig != 0 {
-		return sig, nil
-	}
-	if strings.HasPrefix(name, "SIGRTMIN+") || strings.HasPrefix(name, "SIGRTMAX-") {
-		n, err := strconv.Atoi(name[9:])
-		if err == nil {
-			if name[6] == 'I' {
-				return unix.Signal(34 + n), nil
-			}
-			return unix.Signal(64 - n), nil
-		}
-	}
-	return 0, fmt.Errorf("invalid signal %q", s)
+	return sig, nil
 }
 
 func (e *Engine) runtimeContainer(c *Container) (*runtime.Container, error) {

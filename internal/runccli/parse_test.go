@@ -6,26 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
-
-func TestParseSignal(t *testing.T) {
-	for in, want := range map[string]unix.Signal{
-		"9": unix.SIGKILL, "KILL": unix.SIGKILL, "SIGKILL": unix.SIGKILL, "term": unix.SIGTERM,
-		"SIGUSR1": unix.SIGUSR1, "RTMIN+1": unix.Signal(35), "SIGRTMAX-1": unix.Signal(63),
-	} {
-		got, err := parseSignal(in)
-		if err != nil || got != want {
-			t.Errorf("parseSignal(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"0", "65", "BOGUS", ""} {
-		if _, err := parseSignal(in); err == nil {
-			t.Errorf("parseSignal(%q) accepted", in)
-		}
-	}
-}
 
 func TestParseUser(t *testing.T) {
 	u, err := parseUser("1000:100")

@@ -132,21 +132,7 @@ func notifyOOMV1(ctx context.Context, dir string) (<-chan struct{}, error) {
 		unix.Close(efd)
 		return nil, fmt.Errorf("register OOM notification: %w", err)
 	}
-	// A non-blocking fd given to os.NewFile goes through the runtime's
-	// poller, so Close (on ctx's end) wakes a pending Read.
-	f := os.NewFile(uintptr(efd), "oom-eventfd")
-	ch := make(chan struct{})
-	stop := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-stop:
-		}
-		f.Close()
-	}()
-	go func() {
-		defer close(ch)
-		defer close(stop)
+	return fdEvents(ctx, efd, "oom-eventfd", func(f *os.File, send func() bool) {
 		buf := make([]byte, 8)
 		for {
 			if _, err := f.Read(buf); err != nil {
@@ -157,15 +143,12 @@ func notifyOOMV1(ctx context.Context, dir string) (<-chan struct{}, error) {
 				return
 			}
 			for range binary.NativeEndian.Uint64(buf) {
-				select {
-				case ch <- struct{}{}:
-				case <-ctx.Done():
+				if !send() {
 					return
 				}
 			}
 		}
-	}()
-	return ch, nil
+	}), nil
 }
 
 // watchMemoryEvents watches dir/memory.events with inotify and sends one
@@ -184,19 +167,7 @@ func watchMemoryEvents(ctx context.Context, dir string) (<-chan struct{}, error)
 		unix.Close(ifd)
 		return nil, fmt.Errorf("watch %s: %w", path, err)
 	}
-	f := os.NewFile(uintptr(ifd), "oom-inotify")
-	ch := make(chan struct{})
-	stop := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-stop:
-		}
-		f.Close()
-	}()
-	go func() {
-		defer close(ch)
-		defer close(stop)
+	return fdEvents(ctx, ifd, "oom-inotify", func(f *os.File, send func() bool) {
 		buf := make([]byte, 4096)
 		for {
 			n, err := f.Read(buf)
@@ -217,9 +188,7 @@ func watchMemoryEvents(ctx context.Context, dir string) (<-chan struct{}, error)
 				return
 			}
 			for ; last < cur; last++ {
-				select {
-				case ch <- struct{}{}:
-				case <-ctx.Done():
+				if !send() {
 					return
 				}
 			}
@@ -227,6 +196,37 @@ func watchMemoryEvents(ctx context.Context, dir string) (<-chan struct{}, error)
 				return
 			}
 		}
+	}), nil
+}
+
+// fdEvents runs watch on a goroutine of its own with fd (non-blocking) as
+// a file, and returns the channel that watch's send puts a value on; send
+// reports false once ctx has ended. The file is closed when ctx ends or
+// watch returns, and the channel when watch returns. A non-blocking fd
+// given to os.NewFile goes through the runtime's poller, so the Close on
+// ctx's end wakes a pending Read.
+func fdEvents(ctx context.Context, fd int, name string, watch func(f *os.File, send func() bool)) <-chan struct{} {
+	f := os.NewFile(uintptr(fd), name)
+	ch := make(chan struct{})
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
+		f.Close()
 	}()
-	return ch, nil
+	go func() {
+		defer close(ch)
+		defer close(stop)
+		watch(f, func() bool {
+			select {
+			case ch <- struct{}{}:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
+	}()
+	return ch
 }

@@ -107,6 +107,15 @@ func readUint(dir, file string) (uint64, error) {
 	return strconv.ParseUint(s, 10, 64)
 }
 
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
 func i64(p *int64) int64 {
 	if p == nil {
 		return 0
@@ -121,10 +130,19 @@ func u64(p *uint64) uint64 {
 	return *p
 }
 
-// ---- cgroup v1 ----
+// ---- both versions ----
 
-// need returns the directory of a v1 controller that field requires.
+// need returns the directory with the files of controller, which field
+// requires: on v1 that controller's hierarchy, on v2 the group's directory
+// once its parent has enabled the controller for it.
 func (m *Manager) need(controller, field string) (string, error) {
+	if m.Unified() {
+		dir := m.paths[""]
+		if err := needV2(dir, controller, field); err != nil {
+			return "", err
+		}
+		return dir, nil
+	}
 	d, ok := m.v1(controller)
 	if !ok {
 		return "", fmt.Errorf("%s: the %s cgroup controller is not mounted on this host (cgroup v1: no %s hierarchy under %s)", field, controller, controller, Root)
@@ -132,22 +150,7 @@ func (m *Manager) need(controller, field string) (string, error) {
 	return d, nil
 }
 
-func (m *Manager) setV1(r *specs.LinuxResources) error {
-	if len(r.Unified) > 0 {
-		return errors.New("linux.resources.unified: cgroup v2 settings cannot be applied on a cgroup v1 host")
-	}
-	for _, set := range []func(*specs.LinuxResources) error{
-		m.setCpusetV1, m.setDevicesV1, m.setMemoryV1, m.setCPUV1, m.setPidsV1,
-		m.setBlkioV1, m.setHugetlbV1, m.setNetworkV1, m.setRdmaV1,
-	} {
-		if err := set(r); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (m *Manager) setCpusetV1(r *specs.LinuxResources) error {
+func (m *Manager) setCpuset(r *specs.LinuxResources) error {
 	if r.CPU == nil || (r.CPU.Cpus == "" && r.CPU.Mems == "") {
 		return nil
 	}
@@ -163,6 +166,106 @@ func (m *Manager) setCpusetV1(r *specs.LinuxResources) error {
 		w = append(w, kv{"linux.resources.cpu.mems", "cpuset.mems", r.CPU.Mems})
 	}
 	return writeAll(dir, w)
+}
+
+func pidsMax(limit int64) string {
+	if limit <= 0 {
+		return "max"
+	}
+	return strconv.FormatInt(limit, 10)
+}
+
+func (m *Manager) setPids(r *specs.LinuxResources) error {
+	if r.Pids == nil || r.Pids.Limit == nil {
+		return nil
+	}
+	dir, err := m.need("pids", "linux.resources.pids")
+	if err != nil {
+		return err
+	}
+	return writeFile("linux.resources.pids.limit", dir, "pids.max", pidsMax(*r.Pids.Limit))
+}
+
+// setHugetlb writes each huge page limit to hugetlb.<size>.<suffix>, and
+// to the reservation file beside it where the kernel has one (v1 files end
+// in limit_in_bytes, v2 files in max).
+func (m *Manager) setHugetlb(r *specs.LinuxResources) error {
+	if len(r.HugepageLimits) == 0 {
+		return nil
+	}
+	dir, err := m.need("hugetlb", "linux.resources.hugepageLimits")
+	if err != nil {
+		return err
+	}
+	suffix := "limit_in_bytes"
+	if m.Unified() {
+		suffix = "max"
+	}
+	sizes, err := hugepageSizes()
+	if err != nil {
+		return fmt.Errorf("linux.resources.hugepageLimits: list huge page sizes: %w", err)
+	}
+	for i, l := range r.HugepageLimits {
+		name, err := hugepageFile(i, l, sizes)
+		if err != nil {
+			return err
+		}
+		field := fmt.Sprintf("linux.resources.hugepageLimits[%d]", i)
+		v := strconv.FormatUint(l.Limit, 10)
+		if err := writeFile(field, dir, "hugetlb."+name+"."+suffix, v); err != nil {
+			return err
+		}
+		if f := "hugetlb." + name + ".rsvd." + suffix; exists(dir, f) {
+			if err := writeFile(field, dir, f, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func rdmaLine(dev string, l specs.LinuxRdma) string {
+	s := dev
+	if l.HcaHandles != nil {
+		s += " hca_handle=" + strconv.FormatUint(uint64(*l.HcaHandles), 10)
+	}
+	if l.HcaObjects != nil {
+		s += " hca_object=" + strconv.FormatUint(uint64(*l.HcaObjects), 10)
+	}
+	return s
+}
+
+func (m *Manager) setRdma(r *specs.LinuxResources) error {
+	if len(r.Rdma) == 0 {
+		return nil
+	}
+	dir, err := m.need("rdma", "linux.resources.rdma")
+	if err != nil {
+		return err
+	}
+	for _, dev := range sortedKeys(r.Rdma) {
+		if err := writeFile("linux.resources.rdma."+dev, dir, "rdma.max", rdmaLine(dev, r.Rdma[dev])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ---- cgroup v1 ----
+
+func (m *Manager) setV1(r *specs.LinuxResources) error {
+	if len(r.Unified) > 0 {
+		return errors.New("linux.resources.unified: cgroup v2 settings cannot be applied on a cgroup v1 host")
+	}
+	for _, set := range []func(*specs.LinuxResources) error{
+		m.setCpuset, m.setDevicesV1, m.setMemoryV1, m.setCPUV1, m.setPids,
+		m.setBlkioV1, m.setHugetlb, m.setNetworkV1, m.setRdma,
+	} {
+		if err := set(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (m *Manager) setDevicesV1(r *specs.LinuxResources) error {
@@ -386,24 +489,6 @@ func (m *Manager) setCPUV1(r *specs.LinuxResources) error {
 	return writeAll(dir, w)
 }
 
-func pidsMax(limit int64) string {
-	if limit <= 0 {
-		return "max"
-	}
-	return strconv.FormatInt(limit, 10)
-}
-
-func (m *Manager) setPidsV1(r *specs.LinuxResources) error {
-	if r.Pids == nil || r.Pids.Limit == nil {
-		return nil
-	}
-	dir, err := m.need("pids", "linux.resources.pids")
-	if err != nil {
-		return err
-	}
-	return writeFile("linux.resources.pids.limit", dir, "pids.max", pidsMax(*r.Pids.Limit))
-}
-
 func blkioRequested(b *specs.LinuxBlockIO) bool {
 	set := func(w *uint16) bool { return w != nil && *w != 0 } // 0 means unset, as for runc
 	return b != nil && (set(b.Weight) || set(b.LeafWeight) || len(b.WeightDevice) > 0 ||
@@ -527,17 +612,6 @@ func hugepageFile(i int, l specs.LinuxHugepageLimit, sizes []string) (string, er
 	return "", fmt.Errorf("linux.resources.hugepageLimits[%d]: page size %s is not supported by this kernel (it has %s)", i, l.Pagesize, strings.Join(sizes, ", "))
 }
 
-func (m *Manager) setHugetlbV1(r *specs.LinuxResources) error {
-	if len(r.HugepageLimits) == 0 {
-		return nil
-	}
-	dir, err := m.need("hugetlb", "linux.resources.hugepageLimits")
-	if err != nil {
-		return err
-	}
-	return writeHugetlb(dir, r.HugepageLimits, "limit_in_bytes")
-}
-
 func (m *Manager) setNetworkV1(r *specs.LinuxResources) error {
 	n := r.Network
 	if n == nil {
@@ -566,46 +640,6 @@ func (m *Manager) setNetworkV1(r *specs.LinuxResources) error {
 	return nil
 }
 
-func rdmaLine(dev string, l specs.LinuxRdma) string {
-	s := dev
-	if l.HcaHandles != nil {
-		s += " hca_handle=" + strconv.FormatUint(uint64(*l.HcaHandles), 10)
-	}
-	if l.HcaObjects != nil {
-		s += " hca_object=" + strconv.FormatUint(uint64(*l.HcaObjects), 10)
-	}
-	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func (m *Manager) setRdmaV1(r *specs.LinuxResources) error {
-	if len(r.Rdma) == 0 {
-		return nil
-	}
-	dir, err := m.need("rdma", "linux.resources.rdma")
-	if err != nil {
-		return err
-	}
-	return setRdma(dir, r.Rdma)
-}
-
-func setRdma(dir string, rdma map[string]specs.LinuxRdma) error {
-	for _, dev := range sortedKeys(rdma) {
-		if err := writeFile("linux.resources.rdma."+dev, dir, "rdma.max", rdmaLine(dev, rdma[dev])); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // ---- cgroup v2 ----
 
 // needV2 checks that the v2 group dir has controller's files (the parent
@@ -627,36 +661,18 @@ func needV2(dir, controller, field string) error {
 }
 
 func (m *Manager) setV2(r *specs.LinuxResources) error {
-	dir := m.paths[""]
-	for _, set := range []func(string, *specs.LinuxResources) error{
-		setCpusetV2, setMemoryV2, setCPUV2, setPidsV2, setIOV2, setHugetlbV2, setDevicesV2,
-		setNetworkV2, setRdmaV2, setUnified,
+	for _, set := range []func(*specs.LinuxResources) error{
+		m.setCpuset, m.setMemoryV2, m.setCPUV2, m.setPids, m.setIOV2, m.setHugetlb, m.setDevicesV2,
+		setNetworkV2, m.setRdma, m.setUnified,
 	} {
-		if err := set(dir, r); err != nil {
+		if err := set(r); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func setCpusetV2(dir string, r *specs.LinuxResources) error {
-	if r.CPU == nil || (r.CPU.Cpus == "" && r.CPU.Mems == "") {
-		return nil
-	}
-	if err := needV2(dir, "cpuset", "linux.resources.cpu.cpus/mems"); err != nil {
-		return err
-	}
-	var w []kv
-	if r.CPU.Cpus != "" {
-		w = append(w, kv{"linux.resources.cpu.cpus", "cpuset.cpus", r.CPU.Cpus})
-	}
-	if r.CPU.Mems != "" {
-		w = append(w, kv{"linux.resources.cpu.mems", "cpuset.mems", r.CPU.Mems})
-	}
-	return writeAll(dir, w)
-}
-
-func setMemoryV2(dir string, r *specs.LinuxResources) error {
+func (m *Manager) setMemoryV2(r *specs.LinuxResources) error {
 	mem := r.Memory
 	if !memoryRequested(mem) {
 		return nil
@@ -677,7 +693,8 @@ func setMemoryV2(dir string, r *specs.LinuxResources) error {
 	if limit == 0 && swap == 0 && i64(mem.Reservation) == 0 {
 		return nil
 	}
-	if err := needV2(dir, "memory", "linux.resources.memory"); err != nil {
+	dir, err := m.need("memory", "linux.resources.memory")
+	if err != nil {
 		return err
 	}
 	if err := checkBytes("linux.resources.memory.limit", limit); err != nil {
@@ -712,7 +729,7 @@ func setMemoryV2(dir string, r *specs.LinuxResources) error {
 	return writeAll(dir, w)
 }
 
-func setCPUV2(dir string, r *specs.LinuxResources) error {
+func (m *Manager) setCPUV2(r *specs.LinuxResources) error {
 	c := r.CPU
 	if !cpuRequested(c) {
 		return nil
@@ -736,28 +753,20 @@ func setCPUV2(dir string, r *specs.LinuxResources) error {
 	if len(w) == 0 {
 		return nil
 	}
-	if err := needV2(dir, "cpu", "linux.resources.cpu"); err != nil {
+	dir, err := m.need("cpu", "linux.resources.cpu")
+	if err != nil {
 		return err
 	}
 	return writeAll(dir, w)
 }
 
-func setPidsV2(dir string, r *specs.LinuxResources) error {
-	if r.Pids == nil || r.Pids.Limit == nil {
-		return nil
-	}
-	if err := needV2(dir, "pids", "linux.resources.pids"); err != nil {
-		return err
-	}
-	return writeFile("linux.resources.pids.limit", dir, "pids.max", pidsMax(*r.Pids.Limit))
-}
-
-func setIOV2(dir string, r *specs.LinuxResources) error {
+func (m *Manager) setIOV2(r *specs.LinuxResources) error {
 	b := r.BlockIO
 	if !blkioRequested(b) {
 		return nil
 	}
-	if err := needV2(dir, "io", "linux.resources.blockIO"); err != nil {
+	dir, err := m.need("io", "linux.resources.blockIO")
+	if err != nil {
 		return err
 	}
 	// BFQ keeps blkio's 1..1000 scale in io.bfq.weight; io.weight
@@ -809,47 +818,11 @@ func setIOV2(dir string, r *specs.LinuxResources) error {
 	return nil
 }
 
-func setHugetlbV2(dir string, r *specs.LinuxResources) error {
-	if len(r.HugepageLimits) == 0 {
-		return nil
-	}
-	if err := needV2(dir, "hugetlb", "linux.resources.hugepageLimits"); err != nil {
-		return err
-	}
-	return writeHugetlb(dir, r.HugepageLimits, "max")
-}
-
-// writeHugetlb writes each huge page limit to hugetlb.<size>.<suffix>, and
-// to the reservation file beside it where the kernel has one (v1 files end
-// in limit_in_bytes, v2 files in max).
-func writeHugetlb(dir string, limits []specs.LinuxHugepageLimit, suffix string) error {
-	sizes, err := hugepageSizes()
-	if err != nil {
-		return fmt.Errorf("linux.resources.hugepageLimits: list huge page sizes: %w", err)
-	}
-	for i, l := range limits {
-		name, err := hugepageFile(i, l, sizes)
-		if err != nil {
-			return err
-		}
-		field := fmt.Sprintf("linux.resources.hugepageLimits[%d]", i)
-		v := strconv.FormatUint(l.Limit, 10)
-		if err := writeFile(field, dir, "hugetlb."+name+"."+suffix, v); err != nil {
-			return err
-		}
-		if f := "hugetlb." + name + ".rsvd." + suffix; exists(dir, f) {
-			if err := writeFile(field, dir, f, v); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func setDevicesV2(dir string, r *specs.LinuxResources) error {
+func (m *Manager) setDevicesV2(r *specs.LinuxResources) error {
 	if len(r.Devices) == 0 {
 		return nil
 	}
+	dir := m.paths[""]
 	rules, err := normalizeDevices(r.Devices)
 	if err != nil {
 		return err
@@ -861,26 +834,17 @@ func setDevicesV2(dir string, r *specs.LinuxResources) error {
 	return nil
 }
 
-func setNetworkV2(dir string, r *specs.LinuxResources) error {
+func setNetworkV2(r *specs.LinuxResources) error {
 	if n := r.Network; n != nil && (n.ClassID != nil || len(n.Priorities) > 0) {
 		return errors.New("linux.resources.network: classID and priorities need the v1 net_cls and net_prio controllers, which cgroup v2 does not have")
 	}
 	return nil
 }
 
-func setRdmaV2(dir string, r *specs.LinuxResources) error {
-	if len(r.Rdma) == 0 {
-		return nil
-	}
-	if err := needV2(dir, "rdma", "linux.resources.rdma"); err != nil {
-		return err
-	}
-	return setRdma(dir, r.Rdma)
-}
-
 // setUnified writes the unified key-values last, so that they override the
 // values converted from the other fields.
-func setUnified(dir string, r *specs.LinuxResources) error {
+func (m *Manager) setUnified(r *specs.LinuxResources) error {
+	dir := m.paths[""]
 	for _, k := range sortedKeys(r.Unified) {
 		field := "linux.resources.unified[" + strconv.Quote(k) + "]"
 		if k == "" || strings.ContainsAny(k, "/\x00") || strings.HasPrefix(k, ".") {
@@ -889,7 +853,7 @@ func setUnified(dir string, r *specs.LinuxResources) error {
 		if !exists(dir, k) {
 			controller, _, _ := strings.Cut(k, ".")
 			if controller != "cgroup" {
-				if err := needV2(dir, controller, field); err != nil {
+				if _, err := m.need(controller, field); err != nil {
 					return err
 				}
 			}

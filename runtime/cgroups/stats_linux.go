@@ -91,6 +91,34 @@ func (r *statReader) list(file string) []uint64 {
 	return out
 }
 
+// pids reads pids.current and pids.max (no limit reads as 0), the same
+// files on v1 and v2.
+func (r *statReader) pids() PidsStats {
+	p := PidsStats{Current: r.uint("pids.current"), Limit: r.uint("pids.max")}
+	if p.Limit == math.MaxUint64 {
+		p.Limit = 0
+	}
+	return p
+}
+
+// hugetlb reads the counters of each huge page size whose
+// hugetlb.<size>.<present> file the group has (nil when none has it).
+func (r *statReader) hugetlb(present string, read func(prefix string) HugetlbStats) map[string]HugetlbStats {
+	var out map[string]HugetlbStats
+	sizes, _ := hugepageSizes()
+	for _, size := range sizes {
+		p := "hugetlb." + size + "."
+		if !exists(r.dir, p+present) {
+			continue
+		}
+		if out == nil {
+			out = map[string]HugetlbStats{}
+		}
+		out[size] = read(p)
+	}
+	return out
+}
+
 func dirExists(dir string) error {
 	if _, err := os.Stat(dir); err != nil {
 		return err
@@ -156,10 +184,7 @@ func (m *Manager) statsV1(s *Stats) error {
 	}
 	if dir, ok := m.v1("pids"); ok {
 		r := &statReader{dir: dir}
-		s.Pids = PidsStats{Current: r.uint("pids.current"), Limit: r.uint("pids.max")}
-		if s.Pids.Limit == math.MaxUint64 {
-			s.Pids.Limit = 0
-		}
+		s.Pids = r.pids()
 		if r.err != nil {
 			return r.err
 		}
@@ -181,18 +206,10 @@ func (m *Manager) statsV1(s *Stats) error {
 		}
 	}
 	if dir, ok := m.v1("hugetlb"); ok {
-		sizes, _ := hugepageSizes()
 		r := &statReader{dir: dir}
-		for _, size := range sizes {
-			p := "hugetlb." + size + "."
-			if !exists(dir, p+"usage_in_bytes") {
-				continue
-			}
-			if s.Hugetlb == nil {
-				s.Hugetlb = map[string]HugetlbStats{}
-			}
-			s.Hugetlb[size] = HugetlbStats{Usage: r.uint(p + "usage_in_bytes"), Max: r.uint(p + "max_usage_in_bytes"), Failcnt: r.uint(p + "failcnt")}
-		}
+		s.Hugetlb = r.hugetlb("usage_in_bytes", func(p string) HugetlbStats {
+			return HugetlbStats{Usage: r.uint(p + "usage_in_bytes"), Max: r.uint(p + "max_usage_in_bytes"), Failcnt: r.uint(p + "failcnt")}
+		})
 		if r.err != nil {
 			return r.err
 		}
@@ -208,20 +225,34 @@ func parseBlkio(data string) []BlkioEntry {
 		if len(f) != 3 {
 			continue
 		}
-		maj, min, ok := strings.Cut(f[0], ":")
-		if !ok {
-			continue
-		}
-		e := BlkioEntry{Op: f[1]}
-		var err1, err2, err3 error
-		e.Major, err1 = strconv.ParseUint(maj, 10, 64)
-		e.Minor, err2 = strconv.ParseUint(min, 10, 64)
-		e.Value, err3 = strconv.ParseUint(f[2], 10, 64)
-		if err1 == nil && err2 == nil && err3 == nil {
-			out = append(out, e)
+		ma, mi, ok := devNumbers(f[0])
+		v, err := strconv.ParseUint(f[2], 10, 64)
+		if ok && err == nil {
+			out = append(out, BlkioEntry{Major: ma, Minor: mi, Op: f[1], Value: v})
 		}
 	}
 	return out
+}
+
+// devNumbers parses "major:minor".
+func devNumbers(s string) (major, minor uint64, ok bool) {
+	maj, min, ok := strings.Cut(s, ":")
+	if !ok {
+		return 0, 0, false
+	}
+	ma, err1 := strconv.ParseUint(maj, 10, 64)
+	mi, err2 := strconv.ParseUint(min, 10, 64)
+	return ma, mi, err1 == nil && err2 == nil
+}
+
+// ioStatKeys are the io.stat counters Stats reports: bytes or operations
+// (ios) by operation.
+var ioStatKeys = map[string]struct {
+	op  string
+	ios bool
+}{
+	"rbytes": {"Read", false}, "wbytes": {"Write", false}, "dbytes": {"Discard", false},
+	"rios": {"Read", true}, "wios": {"Write", true}, "dios": {"Discard", true},
 }
 
 // parseIOStat reads v2 io.stat: "major:minor rbytes=N wbytes=N rios=N wios=N ...".
@@ -231,41 +262,22 @@ func parseIOStat(data string) (bytes, ops []BlkioEntry) {
 		if len(f) < 2 {
 			continue
 		}
-		maj, min, ok := strings.Cut(f[0], ":")
+		ma, mi, ok := devNumbers(f[0])
 		if !ok {
-			continue
-		}
-		ma, err1 := strconv.ParseUint(maj, 10, 64)
-		mi, err2 := strconv.ParseUint(min, 10, 64)
-		if err1 != nil || err2 != nil {
 			continue
 		}
 		for _, kv := range f[1:] {
 			k, v, ok := strings.Cut(kv, "=")
 			n, err := strconv.ParseUint(v, 10, 64)
-			if !ok || err != nil {
+			key, known := ioStatKeys[k]
+			if !ok || err != nil || !known {
 				continue
 			}
-			e := BlkioEntry{Major: ma, Minor: mi, Value: n}
-			switch k {
-			case "rbytes":
-				e.Op = "Read"
-				bytes = append(bytes, e)
-			case "wbytes":
-				e.Op = "Write"
-				bytes = append(bytes, e)
-			case "dbytes":
-				e.Op = "Discard"
-				bytes = append(bytes, e)
-			case "rios":
-				e.Op = "Read"
+			e := BlkioEntry{Major: ma, Minor: mi, Op: key.op, Value: n}
+			if key.ios {
 				ops = append(ops, e)
-			case "wios":
-				e.Op = "Write"
-				ops = append(ops, e)
-			case "dios":
-				e.Op = "Discard"
-				ops = append(ops, e)
+			} else {
+				bytes = append(bytes, e)
 			}
 		}
 	}
@@ -307,25 +319,13 @@ func statsV2(dir string, s *Stats) error {
 		s.Memory.Kernel.Usage = s.Memory.Raw["kernel"]
 	}
 	if exists(dir, "pids.current") {
-		s.Pids = PidsStats{Current: r.uint("pids.current"), Limit: r.uint("pids.max")}
-		if s.Pids.Limit == math.MaxUint64 {
-			s.Pids.Limit = 0
-		}
+		s.Pids = r.pids()
 	}
 	if exists(dir, "io.stat") {
 		s.Blkio.IoServiceBytesRecursive, s.Blkio.IoServicedRecursive = parseIOStat(r.str("io.stat"))
 	}
-	if sizes, _ := hugepageSizes(); len(sizes) > 0 {
-		for _, size := range sizes {
-			p := "hugetlb." + size + "."
-			if !exists(dir, p+"current") {
-				continue
-			}
-			if s.Hugetlb == nil {
-				s.Hugetlb = map[string]HugetlbStats{}
-			}
-			s.Hugetlb[size] = HugetlbStats{Usage: r.uint(p + "current"), Failcnt: r.flat(p + "events")["max"]}
-		}
-	}
+	s.Hugetlb = r.hugetlb("current", func(p string) HugetlbStats {
+		return HugetlbStats{Usage: r.uint(p + "current"), Failcnt: r.flat(p + "events")["max"]}
+	})
 	return r.err
 }
