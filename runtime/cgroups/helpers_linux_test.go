@@ -13,19 +13,15 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 // requireRoot skips a test that needs root, except under CI (which runs
 // as root), where running it without root fails.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root, and CI runs as root")
-	}
-	t.Skip("needs root")
+	testutil.RequireRoot(t, "it creates cgroups")
 }
 
 // busybox returns the path of a static busybox (Debian's busybox-static).

@@ -24,6 +24,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 const childEnv = "BERTH_ROOTFS_TEST_CHILD"
@@ -241,13 +243,7 @@ func mustSucceed(t *testing.T, res result) {
 // requireRoot skips (or, in CI, fails) a test that needs root.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (it creates mount namespaces); CI must run go test as root")
-	}
-	t.Skip("needs root to create mount namespaces; run go test as root (CI does)")
+	testutil.RequireRoot(t, "it creates mount namespaces")
 }
 
 // busybox returns the host's static busybox, installing Debian's
