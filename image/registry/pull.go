@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -308,48 +307,18 @@ func verifyBytes(desc ocispec.Descriptor, b []byte) error {
 // layers downloads the layers, Concurrency at a time, starting them in
 // manifest order.
 func (p *puller) layers(ctx context.Context, layers []ocispec.Descriptor) error {
-	n := p.opts.Concurrency
-	if n <= 0 {
-		n = DefaultConcurrency
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	for _, l := range layers {
 		p.prog.Update(shortID(l.Digest), "Waiting", 0, l.Size)
 	}
-	sem := make(chan struct{}, n)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	fail := func(err error) {
-		once.Do(func() { first = err; cancel(err) })
-	}
 	seen := map[digest.Digest]bool{}
-loop:
+	var unique []ocispec.Descriptor
 	for _, l := range layers {
-		if seen[l.Digest] { // the same blob twice in one image
-			continue
+		if !seen[l.Digest] { // the same blob twice in one image
+			seen[l.Digest] = true
+			unique = append(unique, l)
 		}
-		seen[l.Digest] = true
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			break loop
-		}
-		wg.Add(1)
-		go func(l ocispec.Descriptor) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := p.layer(ctx, l); err != nil {
-				fail(err)
-			}
-		}(l)
 	}
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	return context.Cause(ctx)
+	return forEachParallel(ctx, unique, p.opts.Concurrency, p.layer)
 }
 
 // layer makes sure one layer is in the store, and feeds it to the hook.

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -177,39 +176,12 @@ type uploader struct {
 }
 
 func (u *uploader) blobs(ctx context.Context, blobs []ocispec.Descriptor, mountFrom map[digest.Digest]string, n int) error {
-	if n <= 0 {
-		n = DefaultConcurrency
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	sem := make(chan struct{}, n)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
 	for _, b := range blobs {
 		u.prog.Update(shortID(b.Digest), "Waiting", 0, b.Size)
 	}
-loop:
-	for _, b := range blobs {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			break loop
-		}
-		wg.Add(1)
-		go func(b ocispec.Descriptor) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := u.blob(ctx, b, mountFrom[b.Digest]); err != nil {
-				once.Do(func() { first = err; cancel(err) })
-			}
-		}(b)
-	}
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	return context.Cause(ctx)
+	return forEachParallel(ctx, blobs, n, func(ctx context.Context, b ocispec.Descriptor) error {
+		return u.blob(ctx, b, mountFrom[b.Digest])
+	})
 }
 
 // blob makes sure the registry has one blob: present, mounted or uploaded.
