@@ -226,6 +226,19 @@ func (m *Manager) openDB() (*bolt.DB, error) {
 
 // view runs fn on a consistent copy of the state.
 func (m *Manager) view(fn func(st *state) error) error {
+	return m.withDB(func(db *bolt.DB) error {
+		return db.View(func(tx *bolt.Tx) error {
+			st, err := loadState(tx)
+			if err != nil {
+				return err
+			}
+			return fn(st)
+		})
+	})
+}
+
+// withDB runs fn on the state database, under the state lock.
+func (m *Manager) withDB(fn func(db *bolt.DB) error) error {
 	unlock, err := m.lock()
 	if err != nil {
 		return err
@@ -236,13 +249,7 @@ func (m *Manager) view(fn func(st *state) error) error {
 		return err
 	}
 	defer db.Close()
-	return db.View(func(tx *bolt.Tx) error {
-		st, err := loadState(tx)
-		if err != nil {
-			return err
-		}
-		return fn(st)
-	})
+	return fn(db)
 }
 
 // update runs fn in one write transaction with a host netlink handle; the
@@ -255,18 +262,8 @@ func (m *Manager) update(fn func(tx *bolt.Tx, st *state, h *netlink.Handle) erro
 	}
 	defer h.Close()
 	var final *state
-	err = func() error {
-		unlock, err := m.lock()
-		if err != nil {
-			return err
-		}
-		defer unlock()
-		db, err := m.openDB()
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		err = db.Update(func(tx *bolt.Tx) error {
+	err = m.withDB(func(db *bolt.DB) error {
+		err := db.Update(func(tx *bolt.Tx) error {
 			st, err := loadState(tx)
 			if err != nil {
 				return err
@@ -285,7 +282,7 @@ func (m *Manager) update(fn func(tx *bolt.Tx, st *state, h *netlink.Handle) erro
 			return nil
 		}
 		return dns.WriteSnapshot(m.snapshotPath(), m.dnsSnapshot(final))
-	}()
+	})
 	if final != nil {
 		for _, f := range final.after {
 			err = errors.Join(err, f())
